@@ -1,8 +1,18 @@
 //! teleconsult: a telemedicine consultation broker.
+//!
+//! Layers, in the direction data flows: [`api`] (gRPC services, thin) asks [`domain`]
+//! (pure rules) and calls [`store`] (persistence with the [`audit`] chain); [`auth`]
+//! holds the PKI and TLS; [`server`] wires them onto a socket.
 
+pub mod api;
 pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod directory_file;
 pub mod domain;
+pub mod server;
 pub mod store;
+pub mod telemetry;
 
 /// Generated protobuf and gRPC code for `proto/teleconsult/v1`.
 pub mod proto {

@@ -237,9 +237,51 @@ impl User {
             Ok(())
         } else {
             Err(InvalidValue(format!(
-                "a {} cannot belong to a {} institution",
+                "role {} cannot belong to an institution of kind {}",
                 self.role, kind
             )))
+        }
+    }
+}
+
+/// Changes to an institution; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstitutionChanges {
+    pub name_zh: Option<Name>,
+    pub name_en: Option<Name>,
+    pub region: Option<ShortText>,
+}
+
+impl InstitutionChanges {
+    pub fn apply(self, current: &Institution) -> InstitutionUpdate {
+        InstitutionUpdate {
+            id: current.id.clone(),
+            name_zh: self.name_zh.unwrap_or_else(|| current.name_zh.clone()),
+            name_en: self.name_en.unwrap_or_else(|| current.name_en.clone()),
+            region: self.region.unwrap_or_else(|| current.region.clone()),
+        }
+    }
+}
+
+/// Changes to a user; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub display_name_zh: Option<Name>,
+    pub display_name_en: Option<Name>,
+    pub active: Option<bool>,
+}
+
+impl UserChanges {
+    pub fn apply(self, current: &User) -> UserUpdate {
+        UserUpdate {
+            id: current.id.clone(),
+            display_name_zh: self
+                .display_name_zh
+                .unwrap_or_else(|| current.display_name_zh.clone()),
+            display_name_en: self
+                .display_name_en
+                .unwrap_or_else(|| current.display_name_en.clone()),
+            active: self.active.unwrap_or(current.active),
         }
     }
 }

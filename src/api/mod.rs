@@ -1,0 +1,10 @@
+//! The gRPC services. Each handler is thin: admit the caller, convert the request,
+//! ask the policy, call the store with the audit entry, convert the answer.
+
+pub mod convert;
+mod directory;
+pub mod error;
+pub mod gate;
+
+pub use directory::Directory;
+pub use error::ApiError;

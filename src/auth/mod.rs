@@ -1,0 +1,9 @@
+//! Trust: the deployment's PKI, the TLS configuration that verifies client
+//! certificates (with a CRL reloaded without restart), and the identity a verified
+//! certificate carries.
+
+pub mod identity;
+pub mod pki;
+pub mod tls;
+
+pub use identity::{CertificateIdentity, PeerInfo};

@@ -1,0 +1,180 @@
+//! Command-line interface. `anyhow` lives here and in start-up only.
+
+mod audit;
+mod directory;
+mod pki;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use teleconsult::config::{Config, LogFormat};
+use teleconsult::store::{self, SharedStore};
+
+/// The data directory a development broker uses when no config file is given.
+pub const DEFAULT_DATA_DIR: &str = "teleconsult-data";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "teleconsult",
+    version,
+    about = "Telemedicine consultation broker"
+)]
+pub struct Cli {
+    /// Log output: human-readable text or JSON lines.
+    #[arg(long, global = true, value_enum, env = "TELECONSULT_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `teleconsult=debug,info` (RUST_LOG wins).
+    #[arg(long, global = true, env = "TELECONSULT_LOG_FILTER")]
+    log_filter: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker. Without --config: a development broker with generated
+    /// certificates and an embedded database in the data directory.
+    Serve(serve::ServeArgs),
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Certificate authority: create, issue client certificates, revoke.
+    Pki {
+        #[command(subcommand)]
+        command: pki::PkiCommand,
+    },
+    /// The directory of institutions, users and specialists.
+    Directory {
+        #[command(subcommand)]
+        command: directory::DirectoryCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Parse the file (with TELECONSULT_* overrides) and load its TLS material.
+    Check {
+        #[arg(long, env = "TELECONSULT_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+/// Where the database is: an explicit URL, a config file's, or the development data
+/// directory's SQLite file.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite:///path/file.db` or `postgres://user@host/db`.
+    #[arg(long, env = "TELECONSULT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Take the database from this config file.
+    #[arg(long, env = "TELECONSULT_CONFIG", conflicts_with = "database_url")]
+    config: Option<PathBuf>,
+    /// The development data directory.
+    #[arg(long, env = "TELECONSULT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+impl DatabaseArgs {
+    pub fn url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        if let Some(path) = &self.config {
+            return Ok(Config::load(path)?.database.url);
+        }
+        Ok(sqlite_url(&self.data_dir))
+    }
+
+    pub async fn open(&self) -> anyhow::Result<SharedStore> {
+        let url = self.url()?;
+        store::open(&url)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&url)))
+    }
+}
+
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("teleconsult.db").display())
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    teleconsult::server::init_crypto();
+    let logging = |config: Option<&Config>| {
+        let section = config.map(|c| c.log.clone()).unwrap_or_default();
+        teleconsult::telemetry::init(
+            cli.log_format.unwrap_or(section.format),
+            cli.log_filter.as_deref().unwrap_or(&section.filter),
+        );
+    };
+    match cli.command {
+        Command::Serve(arguments) => serve::run(arguments, logging).await,
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => {
+            logging(None);
+            let loaded = Config::load(&config)?;
+            let base = config.parent().unwrap_or(Path::new("."));
+            let loaded = loaded.resolve_paths(base);
+            teleconsult::server::check_tls(&loaded.tls.files())
+                .context("loading the TLS material")?;
+            println!(
+                "{}: ok (listen {}, database {})",
+                config.display(),
+                loaded.server.listen,
+                redact(&loaded.database.url)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pki { command } => {
+            logging(None);
+            pki::run(command)
+        }
+        Command::Directory { command } => {
+            logging(None);
+            directory::run(command).await
+        }
+        Command::Audit { command } => {
+            logging(None);
+            audit::run(command).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://broker:secret@db/teleconsult"),
+            "postgres://broker:***@db/teleconsult"
+        );
+        assert_eq!(redact("postgres://broker@db/x"), "postgres://broker@db/x");
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

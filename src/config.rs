@@ -1,0 +1,308 @@
+//! Configuration: a TOML file, then `TELECONSULT_<SECTION>__<KEY>` environment
+//! variables over it. Unknown keys, in the file or the environment, are errors: a
+//! typo must not silently leave a setting at its default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::tls::TlsFiles;
+use crate::server::HandshakeLimits;
+
+/// The prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "TELECONSULT_";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerSection,
+    pub tls: TlsSection,
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub listen: SocketAddr,
+    pub handshake_timeout_secs: u64,
+    pub max_concurrent_handshakes: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            handshake_timeout_secs: 10,
+            max_concurrent_handshakes: 256,
+        }
+    }
+}
+
+impl ServerSection {
+    pub fn handshake_limits(&self) -> HandshakeLimits {
+        HandshakeLimits {
+            timeout: Duration::from_secs(self.handshake_timeout_secs),
+            max_concurrent: self.max_concurrent_handshakes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The CA that issues client certificates.
+    pub client_ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// Certificate revocation list; re-read when it changes.
+    pub crl: Option<PathBuf>,
+}
+
+impl TlsSection {
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            client_ca: self.client_ca.clone(),
+            server_cert: self.server_cert.clone(),
+            server_key: self.server_key.clone(),
+            crl: self.crl.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite:///path/to/file.db` or `postgres://user@host/db`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `teleconsult=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {variable}: {message}")]
+    Environment { variable: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path`, applies the environment's overrides and checks the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, std::env::vars(), path)
+    }
+
+    /// Parses `text` with the overrides found in `environment`; `origin` names the text
+    /// in error messages.
+    pub fn parse(
+        text: &str,
+        environment: impl IntoIterator<Item = (String, String)>,
+        origin: &Path,
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: origin.to_owned(),
+            message,
+        };
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
+        apply_environment(&mut table, environment)?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_error(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.handshake_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "server.handshake_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if self.server.max_concurrent_handshakes == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_concurrent_handshakes must be at least 1".into(),
+            ));
+        }
+        if self.database.url.trim().is_empty() {
+            return Err(ConfigError::Invalid(
+                "database.url must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Relative paths in a config file are relative to the file's directory.
+    pub fn resolve_paths(mut self, base: &Path) -> Self {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.tls.client_ca);
+        resolve(&mut self.tls.server_cert);
+        resolve(&mut self.tls.server_key);
+        if let Some(crl) = &mut self.tls.crl {
+            resolve(crl);
+        }
+        self
+    }
+}
+
+/// Applies `TELECONSULT_SECTION__KEY=value` overrides. Variables without `__` are the
+/// command line's own (e.g. `TELECONSULT_CONFIG`) and are left alone.
+fn apply_environment(
+    table: &mut toml::Table,
+    environment: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (variable, raw) in environment {
+        let Some(key) = variable.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let Some((section, name)) = key.split_once("__") else {
+            continue;
+        };
+        let env_error = |message: String| ConfigError::Environment {
+            variable: variable.clone(),
+            message,
+        };
+        let (section, name) = (section.to_ascii_lowercase(), name.to_ascii_lowercase());
+        if section.is_empty() || name.is_empty() || name.contains("__") {
+            return Err(env_error("expected TELECONSULT_<SECTION>__<KEY>".into()));
+        }
+        // Numbers and booleans are read as TOML; anything else is a string.
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut parsed| parsed.remove("v"))
+            .filter(|value| !value.is_table() && !value.is_array())
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(section_table) = entry.as_table_mut() else {
+            return Err(env_error(format!("{section} is not a section")));
+        };
+        section_table.insert(name, value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [tls]
+        client_ca = "pki/ca.pem"
+        server_cert = "pki/server.pem"
+        server_key = "pki/server.key.pem"
+
+        [database]
+        url = "sqlite:///var/lib/teleconsult/teleconsult.db"
+    "#;
+
+    fn parse(text: &str, environment: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::parse(
+            text,
+            environment
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            Path::new("test.toml"),
+        )
+    }
+
+    #[test]
+    fn minimal_file_takes_defaults() {
+        let config = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(config.server, ServerSection::default());
+        assert_eq!(config.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = parse(
+            MINIMAL,
+            &[
+                ("TELECONSULT_SERVER__LISTEN", "127.0.0.1:9443"),
+                ("TELECONSULT_SERVER__HANDSHAKE_TIMEOUT_SECS", "3"),
+                (
+                    "TELECONSULT_DATABASE__URL",
+                    "postgres://broker@db/teleconsult",
+                ),
+                ("TELECONSULT_CONFIG", "ignored.toml"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.port(), 9443);
+        assert_eq!(config.server.handshake_timeout_secs, 3);
+        assert_eq!(config.database.url, "postgres://broker@db/teleconsult");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let error = parse(&format!("{MINIMAL}\n[server]\nlisten_port = 1\n"), &[]).unwrap_err();
+        assert!(error.to_string().contains("listen_port"), "{error}");
+        let error = parse(MINIMAL, &[("TELECONSULT_SERVER__LISTEN_PORT", "1")]).unwrap_err();
+        assert!(error.to_string().contains("listen_port"), "{error}");
+        let error = parse(MINIMAL, &[("TELECONSULT_STORAGE__URL", "x")]).unwrap_err();
+        assert!(error.to_string().contains("storage"), "{error}");
+    }
+
+    #[test]
+    fn missing_sections_are_named() {
+        let error = parse("[database]\nurl = \"x\"\n", &[]).unwrap_err();
+        assert!(error.to_string().contains("tls"), "{error}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let config = parse(MINIMAL, &[])
+            .unwrap()
+            .resolve_paths(Path::new("/etc/teleconsult"));
+        assert_eq!(
+            config.tls.client_ca,
+            Path::new("/etc/teleconsult/pki/ca.pem")
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! The broker's gRPC server: mutual TLS on every connection, the teleconsult services,
+//! gRPC health and server reflection.
+
+mod incoming;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::api::Directory;
+use crate::audit::{Actor, AuditEntry, Outcome};
+use crate::auth::tls::{self, HandshakeRefusal, TlsFiles};
+use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::store::SharedStore;
+
+pub use incoming::HandshakeLimits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Everything the server needs besides its socket.
+pub struct ServerSettings {
+    pub tls: TlsFiles,
+    pub handshake: HandshakeLimits,
+}
+
+/// Serves on `listener` until `shutdown` completes, then stops accepting, lets calls
+/// in flight finish and returns.
+pub async fn run(
+    listener: TcpListener,
+    settings: ServerSettings,
+    store: SharedStore,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let (refusals, refused) = mpsc::channel(256);
+    let tls_config = tls::server_config(&settings.tls, Some(refusals), &[b"h2"])?;
+    let stop = CancellationToken::new();
+    let auditor = tokio::spawn(audit_refusals(refused, store.clone()));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<DirectoryServiceServer<Directory>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let incoming = incoming::tls_incoming(listener, tls_config, settings.handshake, stop.clone());
+    let served = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(DirectoryServiceServer::new(Directory::new(store.clone())))
+        .serve_with_incoming_shutdown(incoming, async {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing calls in flight");
+            health
+                .set_not_serving::<DirectoryServiceServer<Directory>>()
+                .await;
+            stop.cancel();
+        })
+        .await;
+    stop.cancel();
+    // The verifier holds the refusal sender; once the server is gone the auditor drains
+    // what is queued and ends.
+    drop(store);
+    let _ = auditor.await;
+    served?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Writes handshake refusals to the audit log. The claimed identity is recorded as
+/// such: the certificate failed verification, so it proves nothing.
+async fn audit_refusals(mut refused: mpsc::Receiver<HandshakeRefusal>, store: SharedStore) {
+    while let Some(refusal) = refused.recv().await {
+        let actor = match &refusal.claimed {
+            Some(claimed) => Actor {
+                user: claimed.user.clone(),
+                institution: claimed.institution.clone(),
+                role: claimed.role.clone(),
+                certificate_fingerprint: claimed.fingerprint.clone(),
+            },
+            None => Actor::default(),
+        };
+        let serial = refusal.claimed.as_ref().map(|c| c.serial.clone());
+        let entry = AuditEntry::new(actor, "tls.handshake", "-", Outcome::Denied).details(json!({
+            "reason": refusal.reason,
+            "identity_verified": false,
+            "certificate_serial": serial,
+        }));
+        if let Err(error) = store.append_audit(entry).await {
+            tracing::error!(%error, "could not audit a refused handshake");
+        }
+    }
+}
+
+/// Ensures the process-wide rustls crypto provider is installed; call once at start-up.
+pub fn init_crypto() {
+    tls::install_crypto_provider();
+}
+
+/// For callers that want the whole TLS config without serving (e.g. `config check`).
+pub fn check_tls(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    Ok(tls::server_config(files, None, &[b"h2"])?)
+}
