@@ -31,6 +31,8 @@ pub struct ServerSection {
     pub listen: SocketAddr,
     pub handshake_timeout_secs: u64,
     pub max_concurrent_handshakes: usize,
+    /// On SIGINT/SIGTERM, how long calls in flight may take to finish.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -39,11 +41,16 @@ impl Default for ServerSection {
             listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
             handshake_timeout_secs: 10,
             max_concurrent_handshakes: 256,
+            shutdown_grace_secs: 10,
         }
     }
 }
 
 impl ServerSection {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
     pub fn handshake_limits(&self) -> HandshakeLimits {
         HandshakeLimits {
             timeout: Duration::from_secs(self.handshake_timeout_secs),

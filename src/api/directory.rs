@@ -6,6 +6,7 @@ use tracing::instrument;
 
 use super::error::ApiError;
 use super::gate::{AuditTarget, Gate};
+use crate::auth::tls::Revocations;
 use crate::domain::directory::{
     Institution, InstitutionChanges, InstitutionKind, SpecialistProfile, SpecialistQuery, User,
     UserChanges, UserQuery,
@@ -24,9 +25,9 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(store: SharedStore) -> Self {
+    pub fn new(store: SharedStore, revocations: Revocations) -> Self {
         Self {
-            gate: Gate::new(store.clone()),
+            gate: Gate::new(store.clone(), revocations),
             store,
         }
     }

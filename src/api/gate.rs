@@ -7,6 +7,7 @@ use tonic::{Request, Status};
 
 use super::error::ApiError;
 use crate::audit::{Actor, AuditEntry, Outcome};
+use crate::auth::tls::Revocations;
 use crate::auth::{CertificateIdentity, PeerInfo};
 use crate::domain::directory::Role;
 use crate::domain::ids::{InstitutionId, UserId};
@@ -47,6 +48,7 @@ impl AuditTarget {
 #[derive(Clone)]
 pub struct Gate {
     store: SharedStore,
+    revocations: Revocations,
 }
 
 /// An authenticated call in progress.
@@ -61,8 +63,8 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
 }
 
 impl Gate {
-    pub fn new(store: SharedStore) -> Self {
-        Self { store }
+    pub fn new(store: SharedStore, revocations: Revocations) -> Self {
+        Self { store, revocations }
     }
 
     /// Authenticates the caller of `request` for `action`.
@@ -97,6 +99,11 @@ impl Gate {
     /// Matches the certificate's claims against the directory: the user must exist,
     /// be active, and belong to the institution and role the certificate names.
     async fn authenticate(&self, identity: &CertificateIdentity) -> Result<Principal, ApiError> {
+        // The handshake checked the CRL of its time; this connection may have been
+        // open since before the certificate was revoked.
+        if self.revocations.is_revoked(&identity.serial) {
+            return Err(unauthenticated("the client certificate has been revoked"));
+        }
         let role: Role = identity.role.parse().map_err(|_| {
             unauthenticated(format!(
                 "certificate role (OU) {:?} is not a known role",

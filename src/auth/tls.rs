@@ -2,6 +2,7 @@
 //! and verified against the deployment's client CA and its CRL. The CRL file is
 //! re-read whenever it changes, so a revocation takes effect without a restart.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -91,28 +92,45 @@ pub struct HandshakeRefusal {
     pub reason: String,
 }
 
+/// The revocation list in force, for checks after the handshake: a connection opened
+/// before a certificate was revoked must not keep working.
+#[derive(Clone, Debug)]
+pub struct Revocations(Arc<ReloadingClientVerifier>);
+
+impl Revocations {
+    /// Whether the certificate with this serial number (lowercase hex) is revoked,
+    /// after re-reading the CRL if its file changed.
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        self.0.current().revoked.contains(serial)
+    }
+}
+
 /// Builds the server's rustls configuration. Refused client certificates are reported
 /// on `refusals` (when it has room) so that they can be audited.
 pub fn server_config(
     files: &TlsFiles,
     refusals: Option<mpsc::Sender<HandshakeRefusal>>,
     alpn: &[&[u8]],
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<(Arc<ServerConfig>, Revocations), TlsError> {
     let mut roots = RootCertStore::empty();
     for certificate in load_certificates(&files.client_ca)? {
         roots
             .add(certificate)
             .map_err(|error| file_error(&files.client_ca, error))?;
     }
-    let verifier = ReloadingClientVerifier::new(Arc::new(roots), files.crl.clone(), refusals)?;
+    let verifier = Arc::new(ReloadingClientVerifier::new(
+        Arc::new(roots),
+        files.crl.clone(),
+        refusals,
+    )?);
     let chain = load_certificates(&files.server_cert)?;
     let key = load_private_key(&files.server_key)?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(verifier))
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(chain, key)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), Revocations(verifier)))
 }
 
 /// The file's modification time and length: when either changes, the CRL is re-read.
@@ -123,9 +141,13 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     Some((metadata.modified().ok()?, metadata.len()))
 }
 
+/// What one reading of the CRL file yields.
+#[derive(Clone)]
 struct Current {
     stamp: Option<FileStamp>,
     verifier: Arc<dyn ClientCertVerifier>,
+    /// Serial numbers (lowercase hex) of the revoked certificates.
+    revoked: Arc<HashSet<String>>,
 }
 
 /// Verifies client certificates with webpki against the client CA and the CRL in
@@ -154,12 +176,12 @@ impl ReloadingClientVerifier {
         refusals: Option<mpsc::Sender<HandshakeRefusal>>,
     ) -> Result<Self, TlsError> {
         let stamp = crl_path.as_deref().and_then(stamp);
-        let verifier = Self::build(&roots, crl_path.as_deref())?;
+        let current = Self::build(&roots, crl_path.as_deref(), stamp)?;
         Ok(Self {
             hints: roots.subjects(),
             roots,
             crl_path,
-            current: RwLock::new(Current { stamp, verifier }),
+            current: RwLock::new(current),
             refusals,
         })
     }
@@ -167,43 +189,62 @@ impl ReloadingClientVerifier {
     fn build(
         roots: &Arc<RootCertStore>,
         crl_path: Option<&Path>,
-    ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        stamp: Option<FileStamp>,
+    ) -> Result<Current, TlsError> {
         let crls = match crl_path {
             Some(path) => load_crls(path)?,
             None => Vec::new(),
         };
-        Ok(
-            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
-                .with_crls(crls)
-                .build()?,
-        )
+        let mut revoked = HashSet::new();
+        for crl in &crls {
+            let (_, parsed) = x509_parser::parse_x509_crl(crl).map_err(|error| {
+                file_error(crl_path.unwrap_or(Path::new("-")), error.to_string())
+            })?;
+            revoked.extend(
+                parsed
+                    .iter_revoked_certificates()
+                    .map(|entry| hex::encode(entry.raw_serial())),
+            );
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .with_crls(crls)
+            .build()?;
+        Ok(Current {
+            stamp,
+            verifier,
+            revoked: Arc::new(revoked),
+        })
     }
 
-    /// The verifier in force, after re-reading the CRL if its file changed.
-    fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
+    /// The CRL in force, re-read first if its file changed.
+    fn current(&self) -> Current {
         let current = self.current.read().expect("verifier lock");
         let Some(path) = &self.crl_path else {
-            return current.verifier.clone();
+            return current.clone();
         };
         let now = stamp(path);
         if now == current.stamp {
-            return current.verifier.clone();
+            return current.clone();
         }
         drop(current);
         let mut current = self.current.write().expect("verifier lock");
         if now != current.stamp {
-            match Self::build(&self.roots, Some(path)) {
-                Ok(verifier) => {
-                    tracing::info!(path = %path.display(), "certificate revocation list reloaded");
-                    current.verifier = verifier;
+            match Self::build(&self.roots, Some(path), now) {
+                Ok(fresh) => {
+                    tracing::info!(path = %path.display(), revoked = fresh.revoked.len(), "certificate revocation list reloaded");
+                    *current = fresh;
                 }
                 Err(error) => {
                     tracing::error!(%error, "new certificate revocation list unusable; keeping the previous one");
+                    current.stamp = now;
                 }
             }
-            current.stamp = now;
         }
-        current.verifier.clone()
+        current.clone()
+    }
+
+    fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
+        self.current().verifier
     }
 
     fn report(&self, end_entity: &CertificateDer<'_>, error: &rustls::Error) {

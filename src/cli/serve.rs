@@ -98,6 +98,7 @@ pub async fn run(
     let settings = ServerSettings {
         tls: config.tls.files(),
         handshake: config.server.handshake_limits(),
+        shutdown_grace: config.server.shutdown_grace(),
     };
     server::run(listener, settings, store, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

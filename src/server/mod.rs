@@ -5,6 +5,7 @@ mod incoming;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -34,6 +35,9 @@ pub enum ServerError {
 pub struct ServerSettings {
     pub tls: TlsFiles,
     pub handshake: HandshakeLimits,
+    /// After shutdown is asked for, how long calls in flight may take to finish
+    /// before the remaining connections are closed.
+    pub shutdown_grace: Duration,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting, lets calls
@@ -45,7 +49,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let (refusals, refused) = mpsc::channel(256);
-    let tls_config = tls::server_config(&settings.tls, Some(refusals), &[b"h2"])?;
+    let (tls_config, revocations) = tls::server_config(&settings.tls, Some(refusals), &[b"h2"])?;
     let stop = CancellationToken::new();
     let auditor = tokio::spawn(audit_refusals(refused, store.clone()));
 
@@ -63,11 +67,15 @@ pub async fn run(
         .build_v1alpha()?;
 
     let incoming = incoming::tls_incoming(listener, tls_config, settings.handshake, stop.clone());
-    let served = Server::builder()
+    let (signalled, drain) = tokio::sync::oneshot::channel::<()>();
+    let serve = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(DirectoryServiceServer::new(Directory::new(store.clone())))
+        .add_service(DirectoryServiceServer::new(Directory::new(
+            store.clone(),
+            revocations,
+        )))
         .serve_with_incoming_shutdown(incoming, async {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing calls in flight");
@@ -75,8 +83,22 @@ pub async fn run(
                 .set_not_serving::<DirectoryServiceServer<Directory>>()
                 .await;
             stop.cancel();
-        })
-        .await;
+            let _ = signalled.send(());
+        });
+    let grace = settings.shutdown_grace;
+    let served = tokio::select! {
+        served = serve => served,
+        () = async {
+            match drain.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                // The server ended without being asked to: let `serve` report why.
+                Err(_) => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "calls still in flight after the grace period; closing their connections");
+            Ok(())
+        }
+    };
     stop.cancel();
     // The verifier holds the refusal sender; once the server is gone the auditor drains
     // what is queued and ends.
@@ -119,5 +141,5 @@ pub fn init_crypto() {
 
 /// For callers that want the whole TLS config without serving (e.g. `config check`).
 pub fn check_tls(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServerError> {
-    Ok(tls::server_config(files, None, &[b"h2"])?)
+    Ok(tls::server_config(files, None, &[b"h2"])?.0)
 }

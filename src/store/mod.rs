@@ -106,8 +106,7 @@ pub type SharedStore = Arc<dyn Store>;
 /// `postgres://…`. Runs pending migrations.
 pub async fn open(url: &str) -> Result<SharedStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let _ = postgres::PostgresStore::connect(url).await?;
-        unreachable!()
+        Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
     } else {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         Ok(Arc::new(sqlite::SqliteStore::open(path).await?))

@@ -46,10 +46,10 @@ impl SqliteStore {
         let mut connection = Connection::open(&path).map_err(sqlite_error)?;
         connection
             .execute_batch(
-                "PRAGMA journal_mode = WAL;
+                "PRAGMA busy_timeout = 5000;
+                 PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
-                 PRAGMA foreign_keys = ON;
-                 PRAGMA busy_timeout = 5000;",
+                 PRAGMA foreign_keys = ON;",
             )
             .map_err(sqlite_error)?;
         migrate(&mut connection)?;
@@ -116,7 +116,11 @@ fn migrate(connection: &mut Connection) -> Result<()> {
         )
         .map_err(sqlite_error)?;
     for (version, sql) in MIGRATIONS {
-        let transaction = connection.transaction().map_err(sqlite_error)?;
+        // IMMEDIATE: take the write lock up front, so that two processes opening a new
+        // database wait for each other instead of failing on a lock upgrade.
+        let transaction = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sqlite_error)?;
         let applied: bool = transaction
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
@@ -696,7 +700,10 @@ impl Store for SqliteStore {
                 )
                 .map_err(sqlite_error)?;
             let rows = statement
-                .query_map(params![after as i64, limit], audit_row)
+                .query_map(
+                    params![i64::try_from(after).unwrap_or(i64::MAX), limit],
+                    audit_row,
+                )
                 .map_err(sqlite_error)?;
             rows.map(|row| row.map(AuditRow::into_record).map_err(sqlite_error))
                 .collect()

@@ -1,7 +1,11 @@
 -- The directory and the audit log.
+--
+-- Identifiers and codes use the "C" collation: they sort and compare byte by byte, as
+-- in SQLite and in Rust, whatever the database's default collation, so that listings,
+-- page tokens (`user_id > $after`) and aggregated lists come out in the same order.
 
 CREATE TABLE institutions (
-    id        TEXT PRIMARY KEY,
+    id        TEXT COLLATE "C" PRIMARY KEY,
     kind      TEXT NOT NULL CHECK (kind IN ('consulting', 'inviting', 'platform')),
     name_zh   TEXT NOT NULL,
     name_en   TEXT NOT NULL,
@@ -9,8 +13,8 @@ CREATE TABLE institutions (
 );
 
 CREATE TABLE users (
-    id               TEXT PRIMARY KEY,
-    institution_id   TEXT NOT NULL REFERENCES institutions (id),
+    id               TEXT COLLATE "C" PRIMARY KEY,
+    institution_id   TEXT COLLATE "C" NOT NULL REFERENCES institutions (id),
     role             TEXT NOT NULL CHECK (role IN ('clinic_staff', 'doctor', 'interpreter', 'admin')),
     display_name_zh  TEXT NOT NULL,
     display_name_en  TEXT NOT NULL,
@@ -20,23 +24,23 @@ CREATE TABLE users (
 CREATE INDEX users_by_institution ON users (institution_id, role);
 
 CREATE TABLE specialists (
-    user_id       TEXT PRIMARY KEY REFERENCES users (id),
+    user_id       TEXT COLLATE "C" PRIMARY KEY REFERENCES users (id),
     title         TEXT NOT NULL,
     on_call       BOOLEAN NOT NULL,
     slot_minutes  INTEGER NOT NULL CHECK (slot_minutes BETWEEN 5 AND 240)
 );
 
 CREATE TABLE specialist_specialties (
-    user_id    TEXT NOT NULL REFERENCES specialists (user_id) ON DELETE CASCADE,
-    specialty  TEXT NOT NULL,
+    user_id    TEXT COLLATE "C" NOT NULL REFERENCES specialists (user_id) ON DELETE CASCADE,
+    specialty  TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (user_id, specialty)
 );
 
 CREATE INDEX specialist_specialties_by_specialty ON specialist_specialties (specialty, user_id);
 
 CREATE TABLE specialist_languages (
-    user_id   TEXT NOT NULL REFERENCES specialists (user_id) ON DELETE CASCADE,
-    language  TEXT NOT NULL CHECK (language IN ('mandarin', 'tibetan', 'english')),
+    user_id   TEXT COLLATE "C" NOT NULL REFERENCES specialists (user_id) ON DELETE CASCADE,
+    language  TEXT COLLATE "C" NOT NULL CHECK (language IN ('mandarin', 'tibetan', 'english')),
     PRIMARY KEY (user_id, language)
 );
 

@@ -1,0 +1,11 @@
+//! Integration tests against the real broker: real mTLS, a real database, real gRPC
+//! clients over loopback.
+
+mod helpers;
+
+mod audit;
+mod authorization;
+mod cli;
+mod directory;
+mod health;
+mod tls;

@@ -1,0 +1,94 @@
+//! The store conformance suite: every test runs against every backend, each on a fresh
+//! database, so that SQLite and PostgreSQL behave alike behind `Store`.
+//!
+//! The PostgreSQL tests need a server: set `TELECONSULT_TEST_DATABASE_URL`, e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`; each test creates its own database
+//! there. Without it they are skipped. Set `TEST_LOG` to see the stores' logs.
+
+#[path = "store_conformance/audit.rs"]
+mod audit;
+#[path = "store_conformance/backends.rs"]
+mod backends;
+#[path = "store_conformance/directory.rs"]
+mod directory;
+#[path = "store_conformance/fixtures.rs"]
+mod fixtures;
+#[path = "store_conformance/search.rs"]
+mod search;
+
+use backends::Backend;
+
+fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Runs `test` on a fresh store of `B`, unless `B` is not available here.
+async fn run<B: Backend, F: AsyncFnOnce(&B)>(test: F) {
+    init_logging();
+    let Some(backend) = B::start().await else {
+        return;
+    };
+    test(&backend).await;
+    backend.finish().await;
+}
+
+/// Generates, in a module named after the backend, one test per suite function, and
+/// one for each function listed after `also`.
+macro_rules! store_suite {
+    ($backend:ident, $harness:ty $(, also: [$($also:tt)*])?) => {
+        mod $backend {
+            store_suite!(@tests $harness;
+                directory::institutions_are_created_listed_and_filtered,
+                directory::a_duplicate_institution_is_refused_and_leaves_no_trace,
+                directory::users_are_checked_before_they_are_created,
+                directory::users_and_institutions_are_updated,
+                directory::users_are_filtered,
+                directory::a_specialist_profile_is_set_and_replaced,
+                directory::only_active_doctors_get_a_specialist_profile,
+                directory::a_directory_import_is_idempotent,
+                directory::a_failed_import_changes_nothing,
+                search::specialists_are_found_by_specialty_institution_language_and_name,
+                search::search_pages_cover_every_specialist_once,
+                audit::every_change_appends_one_audit_record,
+                audit::concurrent_writers_keep_the_chain_contiguous,
+                audit::concurrent_duplicates_have_one_winner,
+                audit::audit_records_round_trip_exactly,
+                audit::the_audit_log_refuses_changes_in_the_database,
+                audit::tampering_is_detected,
+                audit::nodes_opening_a_migrated_database_at_once_share_it,
+                audit::nodes_opening_a_new_database_at_once_migrate_it_once,
+            );
+            $(store_suite!(@tests $harness; $($also)*);)?
+        }
+    };
+    (@tests $harness:ty; $($module:ident :: $test:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                crate::run::<$harness, _>(async |backend| crate::$module::$test(backend).await)
+                    .await;
+            }
+        )*
+    };
+}
+
+store_suite!(sqlite, crate::backends::Sqlite);
+store_suite!(postgres, crate::backends::Postgres);
+
+/// Needs no server: nothing listens on port 1.
+#[tokio::test]
+async fn an_unreachable_postgres_server_is_unavailable() {
+    let error = teleconsult::store::open("postgres://postgres@127.0.0.1:1/teleconsult")
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    assert!(
+        matches!(error, teleconsult::store::StoreError::Unavailable(_)),
+        "{error:?}"
+    );
+}
