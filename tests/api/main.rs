@@ -8,4 +8,5 @@ mod authorization;
 mod cli;
 mod directory;
 mod health;
+mod interop;
 mod tls;
