@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::tls::TlsFiles;
+use crate::scheduler::SchedulerSettings;
 use crate::server::HandshakeLimits;
 
 /// The prefix of environment variables that override configuration keys.
@@ -22,7 +23,37 @@ pub struct Config {
     pub tls: TlsSection,
     pub database: DatabaseSection,
     #[serde(default)]
+    pub scheduling: SchedulingSection,
+    #[serde(default)]
     pub log: LogSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulingSection {
+    /// Minutes an urgent request waits for an on-call doctor before it is offered to
+    /// every doctor of the specialty and admins are told.
+    pub urgent_escalation_minutes: u64,
+    /// How often the broker looks for escalations and no-shows.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for SchedulingSection {
+    fn default() -> Self {
+        Self {
+            urgent_escalation_minutes: 15,
+            sweep_interval_secs: 30,
+        }
+    }
+}
+
+impl SchedulingSection {
+    pub fn scheduler(&self) -> SchedulerSettings {
+        SchedulerSettings {
+            urgent_escalation: Duration::from_secs(self.urgent_escalation_minutes * 60),
+            sweep_interval: Duration::from_secs(self.sweep_interval_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -169,6 +200,11 @@ impl Config {
         if self.server.max_concurrent_handshakes == 0 {
             return Err(ConfigError::Invalid(
                 "server.max_concurrent_handshakes must be at least 1".into(),
+            ));
+        }
+        if self.scheduling.sweep_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "scheduling.sweep_interval_secs must be at least 1".into(),
             ));
         }
         if self.database.url.trim().is_empty() {

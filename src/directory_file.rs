@@ -231,7 +231,7 @@ impl RawSpecialist {
             // The domain reads 0 as "the default"; in a file that is a mistake.
             Some(0) => {
                 return Err(at(place, "slot_minutes")(InvalidValue::new(
-                    "must be between 5 and 240 minutes",
+                    "must be a multiple of 5 between 5 and 240 minutes",
                 )));
             }
             Some(minutes) => SlotMinutes::parse(minutes).map_err(at(place, "slot_minutes"))?,
@@ -698,7 +698,7 @@ mod tests {
             let text = format!("{doctor}slot_minutes = {minutes}\n");
             error(
                 &text,
-                &[").specialist.slot_minutes: must be between 5 and 240"],
+                &[").specialist.slot_minutes: must be a multiple of 5 between 5 and 240"],
             );
         }
         let text = format!("{doctor}slot_minutes = -30\n");

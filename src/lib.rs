@@ -10,6 +10,8 @@ pub mod auth;
 pub mod config;
 pub mod directory_file;
 pub mod domain;
+pub mod events;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -212,7 +212,7 @@ impl DirectoryService for Directory {
         };
         let policy_target = Target {
             institution: query.institution.clone(),
-            user: None,
+            ..Target::none()
         };
         call.authorize(&policy_target, &target).await?;
         let users = call.check(self.store.users(&query).await, &target).await?;

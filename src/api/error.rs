@@ -5,6 +5,8 @@ use tonic::{Code, Status};
 
 use crate::audit::Outcome;
 use crate::domain::InvalidField;
+use crate::domain::consultation::LifecycleError;
+use crate::domain::opinion::OpinionError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,9 @@ pub enum ApiError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A concurrent change won; the caller may read again and retry.
+    #[error("{0}")]
+    Aborted(String),
     #[error("{0}")]
     Unavailable(String),
     /// Details go to the log, never to the caller: they may mention patient data.
@@ -36,7 +41,8 @@ impl ApiError {
             ApiError::InvalidArgument(_)
             | ApiError::NotFound(_)
             | ApiError::AlreadyExists(_)
-            | ApiError::FailedPrecondition(_) => Outcome::Invalid,
+            | ApiError::FailedPrecondition(_)
+            | ApiError::Aborted(_) => Outcome::Invalid,
             ApiError::Unavailable(_) | ApiError::Internal(_) => Outcome::Error,
         }
     }
@@ -49,9 +55,22 @@ impl ApiError {
             ApiError::NotFound(_) => Code::NotFound,
             ApiError::AlreadyExists(_) => Code::AlreadyExists,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ApiError::Aborted(_) => Code::Aborted,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
         }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(error: LifecycleError) -> Self {
+        ApiError::FailedPrecondition(error.to_string())
+    }
+}
+
+impl From<OpinionError> for ApiError {
+    fn from(error: OpinionError) -> Self {
+        ApiError::FailedPrecondition(error.to_string())
     }
 }
 
@@ -61,6 +80,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::NotFound(error.to_string()),
             StoreError::AlreadyExists { .. } => ApiError::AlreadyExists(error.to_string()),
             StoreError::Conflict(message) => ApiError::FailedPrecondition(message),
+            StoreError::Concurrent { .. } => ApiError::Aborted(error.to_string()),
             StoreError::Unavailable(_) => {
                 ApiError::Unavailable("the broker's database is unavailable; try again".into())
             }
@@ -110,6 +130,13 @@ mod tests {
             (StoreError::not_found("user", "x"), Code::NotFound),
             (StoreError::already_exists("user", "x"), Code::AlreadyExists),
             (StoreError::Conflict("no".into()), Code::FailedPrecondition),
+            (
+                StoreError::Concurrent {
+                    entity: "consultation",
+                    id: "c-1".into(),
+                },
+                Code::Aborted,
+            ),
             (StoreError::Unavailable("down".into()), Code::Unavailable),
             (StoreError::corrupt("bad"), Code::Internal),
         ];

@@ -145,11 +145,21 @@ impl Gate {
         if !user.active {
             return Err(unauthenticated(format!("user {user_id} is deactivated")));
         }
+        // A doctor's specialties decide which urgent requests are offered to them.
+        let (specialties, on_call) = match role {
+            Role::Doctor => match self.store.specialist(&user_id).await? {
+                Some(specialist) => (specialist.profile.specialties, specialist.profile.on_call),
+                None => (Vec::new(), false),
+            },
+            _ => (Vec::new(), false),
+        };
         Ok(Principal {
             user: user_id,
             institution,
             role,
             certificate_fingerprint: identity.fingerprint.clone(),
+            specialties,
+            on_call,
         })
     }
 }

@@ -5,6 +5,8 @@ pub mod convert;
 mod directory;
 pub mod error;
 pub mod gate;
+pub mod scheduling;
 
 pub use directory::Directory;
 pub use error::ApiError;
+pub use scheduling::Scheduling;

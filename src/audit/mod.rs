@@ -75,6 +75,18 @@ impl Actor {
     }
 }
 
+impl Actor {
+    /// The broker itself, e.g. its scheduler escalating an unanswered request.
+    pub fn system(component: &str) -> Self {
+        Self {
+            user: format!("system:{component}"),
+            institution: crate::domain::ids::InstitutionId::PLATFORM.to_owned(),
+            role: "system".to_owned(),
+            certificate_fingerprint: String::new(),
+        }
+    }
+}
+
 impl From<&Principal> for Actor {
     fn from(principal: &Principal) -> Self {
         Self {

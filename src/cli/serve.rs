@@ -10,7 +10,9 @@ use clap::Args;
 use serde_json::json;
 use teleconsult::audit::{Actor, AuditEntry, Outcome};
 use teleconsult::auth::pki::{ClientSubject, PkiDirectory, Validity};
-use teleconsult::config::{Config, DatabaseSection, LogSection, ServerSection, TlsSection};
+use teleconsult::config::{
+    Config, DatabaseSection, LogSection, SchedulingSection, ServerSection, TlsSection,
+};
 use teleconsult::directory_file;
 use teleconsult::server::{self, ServerSettings};
 use teleconsult::store::DirectorySeed;
@@ -99,6 +101,7 @@ pub async fn run(
         tls: config.tls.files(),
         handshake: config.server.handshake_limits(),
         shutdown_grace: config.server.shutdown_grace(),
+        scheduler: config.scheduling.scheduler(),
     };
     server::run(listener, settings, store, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -120,6 +123,7 @@ fn development_config(data_dir: &Path) -> Config {
         database: DatabaseSection {
             url: sqlite_url(data_dir),
         },
+        scheduling: SchedulingSection::default(),
         log: LogSection::default(),
     }
 }

@@ -294,7 +294,9 @@ pub struct UserUpdate {
     pub active: bool,
 }
 
-/// Minutes per bookable slot; 5 to 240, 30 unless a specialist says otherwise.
+/// Minutes per bookable slot: a multiple of 5 from 5 to 240, 30 unless a specialist
+/// says otherwise. Bookings are claimed in 5-minute quanta, so every slot is a whole
+/// number of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotMinutes(u32);
 
@@ -305,8 +307,10 @@ impl SlotMinutes {
     pub fn parse(value: u32) -> Result<Self, InvalidValue> {
         match value {
             0 => Ok(Self::DEFAULT),
-            5..=240 => Ok(Self(value)),
-            _ => Err(InvalidValue::new("must be between 5 and 240 minutes")),
+            5..=240 if value % 5 == 0 => Ok(Self(value)),
+            _ => Err(InvalidValue::new(
+                "must be a multiple of 5 between 5 and 240 minutes",
+            )),
         }
     }
 
@@ -512,5 +516,6 @@ mod tests {
         assert!(SlotMinutes::parse(4).is_err());
         assert!(SlotMinutes::parse(241).is_err());
         assert_eq!(SlotMinutes::parse(45).unwrap().get(), 45);
+        assert!(SlotMinutes::parse(42).is_err());
     }
 }

@@ -1,10 +1,13 @@
 //! Pure types and rules of the broker: identifiers, the directory, principals and the
 //! authorization policy. Nothing here performs IO or knows about gRPC, SQL or TLS.
 
+pub mod consultation;
 pub mod directory;
 pub mod ids;
+pub mod opinion;
 pub mod policy;
 pub mod principal;
+pub mod schedule;
 
 use std::fmt;
 

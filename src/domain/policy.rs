@@ -1,11 +1,12 @@
 //! Authorization: a pure function of (principal, action, target).
 //!
-//! Every handler asks [`authorize`] before it touches the store; the table test in
-//! `tests/authorization.rs` exercises every RPC for every role against its own and
-//! another institution.
+//! Every handler asks [`authorize`] before it touches the store; the table tests in
+//! `tests/authorization_policy.rs` and `tests/api/authorization.rs` exercise every RPC
+//! for every role against its own and another institution.
 
+use super::consultation::{Consultation, ConsultationState, Urgency};
 use super::directory::Role;
-use super::ids::{InstitutionId, UserId};
+use super::ids::{InstitutionId, Specialty, UserId};
 use super::principal::Principal;
 
 /// Everything a caller can ask the broker to do, one per RPC.
@@ -23,10 +24,27 @@ pub enum Action {
     SetSpecialistProfile,
     GetSpecialist,
     SearchSpecialists,
+    SetAvailability,
+    GetAvailability,
+    SearchSlots,
+    BookConsultation,
+    RequestUrgentConsultation,
+    GetConsultation,
+    ListConsultations,
+    AcceptConsultation,
+    DeclineConsultation,
+    CancelConsultation,
+    RescheduleConsultation,
+    RecordConsent,
+    InviteParticipant,
+    FileOpinion,
+    SignOpinion,
+    GetOpinion,
+    Watch,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 29] = [
         Action::WhoAmI,
         Action::GetInstitution,
         Action::ListInstitutions,
@@ -39,6 +57,23 @@ impl Action {
         Action::SetSpecialistProfile,
         Action::GetSpecialist,
         Action::SearchSpecialists,
+        Action::SetAvailability,
+        Action::GetAvailability,
+        Action::SearchSlots,
+        Action::BookConsultation,
+        Action::RequestUrgentConsultation,
+        Action::GetConsultation,
+        Action::ListConsultations,
+        Action::AcceptConsultation,
+        Action::DeclineConsultation,
+        Action::CancelConsultation,
+        Action::RescheduleConsultation,
+        Action::RecordConsent,
+        Action::InviteParticipant,
+        Action::FileOpinion,
+        Action::SignOpinion,
+        Action::GetOpinion,
+        Action::Watch,
     ];
 
     /// The name recorded in the audit log.
@@ -56,6 +91,23 @@ impl Action {
             Action::SetSpecialistProfile => "directory.set_specialist_profile",
             Action::GetSpecialist => "directory.get_specialist",
             Action::SearchSpecialists => "directory.search_specialists",
+            Action::SetAvailability => "scheduling.set_availability",
+            Action::GetAvailability => "scheduling.get_availability",
+            Action::SearchSlots => "scheduling.search_slots",
+            Action::BookConsultation => "scheduling.book_consultation",
+            Action::RequestUrgentConsultation => "scheduling.request_urgent_consultation",
+            Action::GetConsultation => "scheduling.get_consultation",
+            Action::ListConsultations => "scheduling.list_consultations",
+            Action::AcceptConsultation => "scheduling.accept_consultation",
+            Action::DeclineConsultation => "scheduling.decline_consultation",
+            Action::CancelConsultation => "scheduling.cancel_consultation",
+            Action::RescheduleConsultation => "scheduling.reschedule_consultation",
+            Action::RecordConsent => "scheduling.record_consent",
+            Action::InviteParticipant => "scheduling.invite_participant",
+            Action::FileOpinion => "scheduling.file_opinion",
+            Action::SignOpinion => "scheduling.sign_opinion",
+            Action::GetOpinion => "scheduling.get_opinion",
+            Action::Watch => "scheduling.watch",
         }
     }
 
@@ -69,6 +121,17 @@ impl Action {
                 | Action::CreateUser
                 | Action::UpdateUser
                 | Action::SetSpecialistProfile
+                | Action::SetAvailability
+                | Action::BookConsultation
+                | Action::RequestUrgentConsultation
+                | Action::AcceptConsultation
+                | Action::DeclineConsultation
+                | Action::CancelConsultation
+                | Action::RescheduleConsultation
+                | Action::RecordConsent
+                | Action::InviteParticipant
+                | Action::FileOpinion
+                | Action::SignOpinion
         )
     }
 }
@@ -81,6 +144,48 @@ pub struct Target {
     pub institution: Option<InstitutionId>,
     /// The user the target is, when it is a user.
     pub user: Option<UserId>,
+    /// Who takes part in the consultation the target is, when it is one.
+    pub consultation: Option<Parties>,
+}
+
+/// What the policy needs to know of a consultation: who is on each side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parties {
+    pub inviting_institution: InstitutionId,
+    pub consulting_institution: Option<InstitutionId>,
+    pub doctor: Option<UserId>,
+    pub additional_doctors: Vec<UserId>,
+    pub interpreters: Vec<UserId>,
+    pub specialty: Specialty,
+    /// Which doctors an unanswered urgent request is offered to.
+    pub pool: Option<Pool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// The on-call doctors of the specialty.
+    OnCall,
+    /// Escalated: every doctor of the specialty.
+    AllOfSpecialty,
+}
+
+impl Parties {
+    pub fn of(consultation: &Consultation) -> Self {
+        let pool = match (consultation.urgency, consultation.state) {
+            (Urgency::Urgent, ConsultationState::Requested) => Some(Pool::OnCall),
+            (Urgency::Urgent, ConsultationState::Escalated) => Some(Pool::AllOfSpecialty),
+            _ => None,
+        };
+        Self {
+            inviting_institution: consultation.inviting_institution.clone(),
+            consulting_institution: consultation.consulting_institution.clone(),
+            doctor: consultation.doctor.clone(),
+            additional_doctors: consultation.invitees.additional_doctors.clone(),
+            interpreters: consultation.invitees.interpreters.clone(),
+            specialty: consultation.specialty.clone(),
+            pool,
+        }
+    }
 }
 
 impl Target {
@@ -91,7 +196,7 @@ impl Target {
     pub fn institution(id: &InstitutionId) -> Self {
         Self {
             institution: Some(id.clone()),
-            user: None,
+            ..Self::default()
         }
     }
 
@@ -99,6 +204,15 @@ impl Target {
         Self {
             institution: Some(institution.clone()),
             user: Some(id.clone()),
+            consultation: None,
+        }
+    }
+
+    pub fn consultation(consultation: &Consultation) -> Self {
+        Self {
+            institution: Some(consultation.inviting_institution.clone()),
+            user: None,
+            consultation: Some(Parties::of(consultation)),
         }
     }
 }
@@ -145,7 +259,140 @@ fn institution_admin(principal: &Principal, target: &Target) -> Decision {
     }
 }
 
+/// How the caller stands to a consultation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Clinic staff of the inviting institution.
+    pub clinic_side: bool,
+    pub assigned_doctor: bool,
+    pub additional_doctor: bool,
+    pub interpreter: bool,
+    /// A doctor the unanswered urgent request is offered to.
+    pub pool_doctor: bool,
+    /// An admin of either institution, or a platform admin.
+    pub admin: bool,
+}
+
+impl Standing {
+    pub fn of(principal: &Principal, parties: &Parties) -> Self {
+        let me = Some(&principal.user);
+        let doctor = principal.role == Role::Doctor;
+        let pool_doctor = doctor
+            && principal.specialties.contains(&parties.specialty)
+            && match parties.pool {
+                Some(Pool::OnCall) => principal.on_call,
+                Some(Pool::AllOfSpecialty) => true,
+                None => false,
+            };
+        Self {
+            clinic_side: principal.role == Role::ClinicStaff
+                && principal.institution == parties.inviting_institution,
+            assigned_doctor: doctor && parties.doctor.as_ref() == me,
+            additional_doctor: doctor && parties.additional_doctors.contains(&principal.user),
+            interpreter: principal.role == Role::Interpreter
+                && parties.interpreters.contains(&principal.user),
+            pool_doctor,
+            admin: principal.is_admin_of(&parties.inviting_institution)
+                || parties
+                    .consulting_institution
+                    .as_ref()
+                    .is_some_and(|institution| principal.is_admin_of(institution)),
+        }
+    }
+
+    /// Everyone who may see the consultation: its parties, the doctors it is offered
+    /// to, and the admins of either institution.
+    pub fn can_see(&self) -> bool {
+        self.clinic_side
+            || self.assigned_doctor
+            || self.additional_doctor
+            || self.interpreter
+            || self.pool_doctor
+            || self.admin
+    }
+}
+
+/// Whether `principal` may see `consultation` (its details, its opinion, its events).
+pub fn can_see(principal: &Principal, consultation: &Consultation) -> bool {
+    Standing::of(principal, &Parties::of(consultation)).can_see()
+}
+
+/// Which consultations a listing shows the caller; the stores turn it into a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsultationScope {
+    /// Platform admins.
+    All,
+    /// An institution's admins: consultations it invites or gives.
+    Institution(InstitutionId),
+    /// Clinic staff: their institution's requests.
+    Inviting(InstitutionId),
+    /// A doctor: those assigned to them or to which they are invited, and the urgent
+    /// requests offered to them.
+    Doctor {
+        user: UserId,
+        specialties: Vec<Specialty>,
+        on_call: bool,
+    },
+    /// An interpreter: those they are invited to.
+    Interpreter(UserId),
+}
+
+pub fn scope(principal: &Principal) -> ConsultationScope {
+    match principal.role {
+        Role::Admin if principal.is_platform_admin() => ConsultationScope::All,
+        Role::Admin => ConsultationScope::Institution(principal.institution.clone()),
+        Role::ClinicStaff => ConsultationScope::Inviting(principal.institution.clone()),
+        Role::Doctor => ConsultationScope::Doctor {
+            user: principal.user.clone(),
+            specialties: principal.specialties.clone(),
+            on_call: principal.on_call,
+        },
+        Role::Interpreter => ConsultationScope::Interpreter(principal.user.clone()),
+    }
+}
+
+fn consultation_rule(principal: &Principal, action: Action, parties: &Parties) -> Decision {
+    let standing = Standing::of(principal, parties);
+    let (allowed, who) = match action {
+        Action::GetConsultation | Action::GetOpinion => (
+            standing.can_see(),
+            "its parties, the doctors it is offered to and the admins of either institution",
+        ),
+        Action::AcceptConsultation => (
+            standing.assigned_doctor || standing.pool_doctor,
+            "the assigned doctor, or a doctor of the urgent pool",
+        ),
+        Action::DeclineConsultation => (standing.assigned_doctor, "the assigned doctor"),
+        Action::CancelConsultation => (
+            standing.clinic_side || standing.assigned_doctor,
+            "the inviting clinic's staff or the assigned doctor",
+        ),
+        Action::RescheduleConsultation | Action::RecordConsent => {
+            (standing.clinic_side, "the inviting clinic's staff")
+        }
+        Action::InviteParticipant => (
+            standing.clinic_side || standing.assigned_doctor,
+            "the inviting clinic's staff or the assigned doctor",
+        ),
+        Action::FileOpinion | Action::SignOpinion => {
+            (standing.assigned_doctor, "the assigned doctor")
+        }
+        _ => (false, "nobody"),
+    };
+    allow_if(allowed, || {
+        format!(
+            "{} {} may not {}: only {who} may",
+            principal.role,
+            principal.user,
+            action.name()
+        )
+    })
+}
+
 pub fn authorize(principal: &Principal, action: Action, target: &Target) -> Decision {
+    if let Some(parties) = &target.consultation {
+        return consultation_rule(principal, action, parties);
+    }
     match action {
         // The directory's public face: every authenticated user can look up
         // institutions and find specialists.
@@ -173,6 +420,46 @@ pub fn authorize(principal: &Principal, action: Action, target: &Target) -> Deci
                 institution_admin(principal, target)
             }
         }
+
+        // Availability is public, like the directory; listings are filtered by
+        // `scope`, live events by `can_see`.
+        Action::GetAvailability
+        | Action::SearchSlots
+        | Action::ListConsultations
+        | Action::Watch => Decision::Allow,
+
+        // A doctor publishes their own hours; their institution's admins may too.
+        Action::SetAvailability => {
+            if principal.role == Role::Doctor && target.user.as_ref() == Some(&principal.user) {
+                Decision::Allow
+            } else {
+                institution_admin(principal, target)
+            }
+        }
+
+        // Clinic staff ask for consultations, for their own institution's patients.
+        Action::BookConsultation | Action::RequestUrgentConsultation => allow_if(
+            principal.role == Role::ClinicStaff
+                && target.institution.as_ref() == Some(&principal.institution),
+            || {
+                format!(
+                    "only clinic staff of an inviting institution book consultations; {} is a {}",
+                    principal.user, principal.role
+                )
+            },
+        ),
+
+        // Actions on one consultation need its parties (handled above).
+        Action::GetConsultation
+        | Action::AcceptConsultation
+        | Action::DeclineConsultation
+        | Action::CancelConsultation
+        | Action::RescheduleConsultation
+        | Action::RecordConsent
+        | Action::InviteParticipant
+        | Action::FileOpinion
+        | Action::SignOpinion
+        | Action::GetOpinion => deny("the consultation is not known"),
     }
 }
 
@@ -186,14 +473,19 @@ mod tests {
             institution: InstitutionId::parse(institution).unwrap(),
             role,
             certificate_fingerprint: String::new(),
+            specialties: Vec::new(),
+            on_call: false,
         }
     }
 
     #[test]
-    fn platform_admin_acts_everywhere() {
+    fn platform_admin_manages_every_directory() {
         let admin = principal(Role::Admin, "platform");
         let elsewhere = Target::institution(&InstitutionId::parse("zju2").unwrap());
-        for action in Action::ALL {
+        for action in Action::ALL
+            .into_iter()
+            .filter(|a| a.name().starts_with("directory."))
+        {
             assert!(
                 authorize(&admin, action, &elsewhere).is_allowed(),
                 "{action:?}"

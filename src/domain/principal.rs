@@ -2,7 +2,7 @@
 //! directory.
 
 use super::directory::Role;
-use super::ids::{InstitutionId, UserId};
+use super::ids::{InstitutionId, Specialty, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -11,6 +11,10 @@ pub struct Principal {
     pub role: Role,
     /// SHA-256 of the client certificate (DER), lowercase hex.
     pub certificate_fingerprint: String,
+    /// A doctor's specialties (from their specialist profile); empty for others.
+    pub specialties: Vec<Specialty>,
+    /// A doctor in the on-call pool of their specialties.
+    pub on_call: bool,
 }
 
 impl Principal {

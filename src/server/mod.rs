@@ -13,10 +13,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
-use crate::api::Directory;
+use crate::api::{Directory, Scheduling};
 use crate::audit::{Actor, AuditEntry, Outcome};
 use crate::auth::tls::{self, HandshakeRefusal, TlsFiles};
+use crate::events::ConsultationEvents;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
+use crate::proto::v1::scheduling_service_server::SchedulingServiceServer;
+use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::SharedStore;
 
 pub use incoming::HandshakeLimits;
@@ -38,6 +41,7 @@ pub struct ServerSettings {
     /// After shutdown is asked for, how long calls in flight may take to finish
     /// before the remaining connections are closed.
     pub shutdown_grace: Duration,
+    pub scheduler: SchedulerSettings,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting, lets calls
@@ -52,10 +56,17 @@ pub async fn run(
     let (tls_config, revocations) = tls::server_config(&settings.tls, Some(refusals), &[b"h2"])?;
     let stop = CancellationToken::new();
     let auditor = tokio::spawn(audit_refusals(refused, store.clone()));
+    let events = ConsultationEvents::default();
+    let scheduler = tokio::spawn(
+        Scheduler::new(store.clone(), events.clone(), settings.scheduler).run(stop.clone()),
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<DirectoryServiceServer<Directory>>()
+        .await;
+    health
+        .set_serving::<SchedulingServiceServer<Scheduling>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -74,7 +85,12 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(DirectoryServiceServer::new(Directory::new(
             store.clone(),
+            revocations.clone(),
+        )))
+        .add_service(SchedulingServiceServer::new(Scheduling::new(
+            store.clone(),
             revocations,
+            events.clone(),
         )))
         .serve_with_incoming_shutdown(incoming, async {
             shutdown.await;
@@ -82,6 +98,11 @@ pub async fn run(
             health
                 .set_not_serving::<DirectoryServiceServer<Directory>>()
                 .await;
+            health
+                .set_not_serving::<SchedulingServiceServer<Scheduling>>()
+                .await;
+            // Long-lived watch streams end so that the server can drain.
+            events.close();
             stop.cancel();
             let _ = signalled.send(());
         });
@@ -100,6 +121,7 @@ pub async fn run(
         }
     };
     stop.cancel();
+    let _ = scheduler.await;
     // The verifier holds the refusal sender; once the server is gone the auditor drains
     // what is queued and ends.
     drop(store);

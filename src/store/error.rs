@@ -12,6 +12,10 @@ pub enum StoreError {
     /// The change contradicts what is stored (a missing institution, a wrong state).
     #[error("{0}")]
     Conflict(String),
+    /// Someone else changed the record since it was read; reading it again and
+    /// retrying may succeed.
+    #[error("{entity} {id} was changed by someone else; read it again and retry")]
+    Concurrent { entity: &'static str, id: String },
     /// The database cannot be reached or is shutting down; the caller may retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),

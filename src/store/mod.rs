@@ -14,12 +14,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use time::OffsetDateTime;
+
 use crate::audit::{AuditEntry, AuditRecord, VerifyReport};
+use crate::domain::consultation::{Consultation, ConsultationId, ConsultationState};
 use crate::domain::directory::{
-    Institution, InstitutionKind, InstitutionUpdate, Specialist, SpecialistProfile,
+    Institution, InstitutionKind, InstitutionUpdate, PageSize, Specialist, SpecialistProfile,
     SpecialistQuery, User, UserQuery, UserUpdate,
 };
 use crate::domain::ids::{InstitutionId, UserId};
+use crate::domain::opinion::OpinionReport;
+use crate::domain::policy::ConsultationScope;
+use crate::domain::schedule::{Availability, Window};
 
 pub use error::StoreError;
 
@@ -41,8 +47,49 @@ pub struct DirectorySeed {
     pub specialists: Vec<SpecialistProfile>,
 }
 
+/// Which consultations a listing returns, within the caller's scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsultationFilter {
+    /// Any of these states; empty means all.
+    pub states: Vec<ConsultationState>,
+    /// Consultations whose window starts in this range (pending urgent requests,
+    /// which have no window yet, are included whatever the range).
+    pub starting: Option<Window>,
+    /// Continue after this position (the page token): `(sort key in µs, id)`.
+    pub after: Option<(i64, ConsultationId)>,
+    pub limit: PageSize,
+}
+
+/// A signed opinion with the audit record that carries its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedOpinion {
+    pub report: OpinionReport,
+    pub content_hash: String,
+    pub audit_seq: u64,
+}
+
+/// A version of an opinion as stored: a draft, or signed with its seal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOpinion {
+    pub report: OpinionReport,
+    /// Set once signed.
+    pub seal: Option<(String, u64)>,
+}
+
+/// The key a consultation sorts by in listings: its start, or when it was requested
+/// if it has no window yet.
+pub fn consultation_sort_key(consultation: &Consultation) -> i64 {
+    rows::micros(
+        consultation
+            .window
+            .map(|window| window.start())
+            .unwrap_or(consultation.created_at),
+    )
+}
+
+/// The store: one interface, in parts by area, implemented by each backend.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SchedulingStore + Send + Sync + 'static {
     // Directory: institutions.
     async fn create_institution(&self, institution: &Institution, audit: AuditEntry) -> Result<()>;
     async fn update_institution(
@@ -77,6 +124,15 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEntry,
     ) -> Result<ImportSummary>;
 
+    /// One audit record by its sequence number.
+    async fn audit_record(&self, seq: u64) -> Result<Option<AuditRecord>> {
+        Ok(self
+            .audit_records(seq.saturating_sub(1), 1)
+            .await?
+            .into_iter()
+            .find(|record| record.seq == seq))
+    }
+
     // Audit log.
     /// Appends a record that accompanies no change, such as a refused call.
     async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord>;
@@ -98,6 +154,68 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(verifier.finish())
     }
+}
+
+/// Availability, consultations and opinions.
+#[async_trait]
+pub trait SchedulingStore: Send + Sync + 'static {
+    // Scheduling: availability.
+    /// Replaces the doctor's availability.
+    async fn set_availability(&self, availability: &Availability, audit: AuditEntry) -> Result<()>;
+    async fn availability(&self, doctor: &UserId) -> Result<Option<Availability>>;
+    /// The start of every claimed quantum of these doctors' time within `range`.
+    async fn claimed_quanta(
+        &self,
+        doctors: &[UserId],
+        range: &Window,
+    ) -> Result<Vec<(UserId, OffsetDateTime)>>;
+
+    // Scheduling: consultations.
+    /// Inserts a new consultation and claims its slot. A slot (any quantum of it)
+    /// already claimed is `AlreadyExists`: no double booking, under any concurrency.
+    async fn create_consultation(
+        &self,
+        consultation: &Consultation,
+        audit: AuditEntry,
+    ) -> Result<()>;
+    /// Stores `consultation`, which must be the stored version's successor
+    /// (`version` one higher), else `Concurrent`. Its slot claim follows it: released
+    /// when it no longer holds one, moved when its window moved (a taken slot is
+    /// `AlreadyExists`).
+    async fn update_consultation(
+        &self,
+        consultation: &Consultation,
+        audit: AuditEntry,
+    ) -> Result<()>;
+    async fn consultation(&self, id: &ConsultationId) -> Result<Option<Consultation>>;
+    /// Consultations in `scope` that pass `filter`, by start (or request time), then id.
+    async fn consultations(
+        &self,
+        scope: &ConsultationScope,
+        filter: &ConsultationFilter,
+    ) -> Result<Vec<Consultation>>;
+    /// Urgent requests still unanswered that were made before `requested_before`.
+    async fn unanswered_urgent(
+        &self,
+        requested_before: OffsetDateTime,
+    ) -> Result<Vec<Consultation>>;
+    /// Scheduled consultations whose window ended before `ended_before`.
+    async fn missed(&self, ended_before: OffsetDateTime) -> Result<Vec<Consultation>>;
+
+    // Opinion reports.
+    /// Every version, oldest first.
+    async fn opinions(&self, consultation: &ConsultationId) -> Result<Vec<StoredOpinion>>;
+    /// Inserts a draft, or replaces the unsigned draft of the same version.
+    async fn save_opinion_draft(&self, report: &OpinionReport, audit: AuditEntry) -> Result<()>;
+    /// Marks the draft signed with its content hash, and stores the consultation's
+    /// next version if given, together with `audit` (whose details must carry the hash).
+    async fn sign_opinion(
+        &self,
+        report: &OpinionReport,
+        content_hash: &str,
+        consultation: Option<&Consultation>,
+        audit: AuditEntry,
+    ) -> Result<SignedOpinion>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -210,6 +210,11 @@ impl TestApp {
             },
             handshake,
             shutdown_grace: std::time::Duration::from_secs(5),
+            // Tests drive the scheduler's sweeps themselves, at the times they choose.
+            scheduler: teleconsult::scheduler::SchedulerSettings {
+                sweep_interval: std::time::Duration::from_secs(24 * 3600),
+                ..Default::default()
+            },
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

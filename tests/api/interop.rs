@@ -69,6 +69,6 @@ async fn python_grpcio_speaks_to_the_broker_through_reflection() {
         seen["invalid_message"].as_str().unwrap().starts_with("id:"),
         "{seen}"
     );
-    assert_eq!(seen["scheduling"], "UNIMPLEMENTED");
+    assert_eq!(seen["scheduling"], "OK");
     assert_eq!(seen["without_certificate"], "UNAVAILABLE");
 }

@@ -7,10 +7,16 @@ use deadpool_postgres::Pool;
 use super::error::{pool_error, postgres_error};
 use crate::store::{Result, rows};
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../migrations/postgres/0001_directory_and_audit.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../migrations/postgres/0001_directory_and_audit.sql"),
+    ),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_scheduling.sql"),
+    ),
+];
 
 /// The advisory lock key that serialises migrations: "tc-migra" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7463_2d6d_6967_7261;

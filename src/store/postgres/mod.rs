@@ -7,6 +7,7 @@ mod directory;
 mod error;
 mod migrate;
 mod query;
+mod scheduling;
 mod specialists;
 
 use std::str::FromStr;

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: WAL journal, durable commits (synchronous=FULL), one
 //! writer thread with group commit, and a pool of read-only connections.
 
+mod scheduling;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,10 +21,13 @@ use crate::domain::directory::{
 };
 use crate::domain::ids::{InstitutionId, UserId};
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../migrations/sqlite/0001_directory_and_audit.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../migrations/sqlite/0001_directory_and_audit.sql"),
+    ),
+    (2, include_str!("../migrations/sqlite/0002_scheduling.sql")),
+];
 
 pub struct SqliteStore {
     writer: Writer,
@@ -144,7 +148,7 @@ fn migrate(connection: &mut Connection) -> Result<()> {
 }
 
 /// Translates SQLite errors that are not constraint violations the caller expected.
-fn sqlite_error(error: rusqlite::Error) -> StoreError {
+pub(super) fn sqlite_error(error: rusqlite::Error) -> StoreError {
     match error.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             StoreError::Unavailable("the database is busy".into())
@@ -156,7 +160,7 @@ fn sqlite_error(error: rusqlite::Error) -> StoreError {
     }
 }
 
-fn is_unique_violation(error: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(
         error,
         rusqlite::Error::SqliteFailure(failure, _)
@@ -166,7 +170,7 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 }
 
 /// Appends `entry` to the chain inside the caller's transaction.
-fn append_audit(connection: &Connection, entry: AuditEntry) -> Result<AuditRecord> {
+pub(super) fn append_audit(connection: &Connection, entry: AuditEntry) -> Result<AuditRecord> {
     let head: Option<(i64, String)> = connection
         .query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",

@@ -1,6 +1,8 @@
 //! Protobuf messages to domain values and back. A message becomes a domain value only
 //! here; a failed conversion names the offending field.
 
+pub mod scheduling;
+
 use prost_types::Timestamp;
 use time::OffsetDateTime;
 
@@ -13,7 +15,7 @@ use crate::domain::principal::Principal;
 use crate::domain::{InvalidField, field};
 use crate::proto::v1 as pb;
 
-type Result<T> = std::result::Result<T, InvalidField>;
+pub type Result<T> = std::result::Result<T, InvalidField>;
 
 pub fn user_id(value: &str, name: &str) -> Result<UserId> {
     UserId::parse(value).map_err(field(name))
@@ -23,7 +25,7 @@ pub fn institution_id(value: &str, name: &str) -> Result<InstitutionId> {
     InstitutionId::parse(value).map_err(field(name))
 }
 
-fn optional<T>(value: &str, parse: impl FnOnce(&str) -> Result<T>) -> Result<Option<T>> {
+pub fn optional<T>(value: &str, parse: impl FnOnce(&str) -> Result<T>) -> Result<Option<T>> {
     if value.is_empty() {
         Ok(None)
     } else {
@@ -84,7 +86,7 @@ fn institution_kind_to_proto(kind: InstitutionKind) -> pb::InstitutionKind {
     }
 }
 
-fn language(value: i32, name: &str) -> Result<Option<Language>> {
+pub fn language_from_proto(value: i32, name: &str) -> Result<Option<Language>> {
     match pb::Language::try_from(value) {
         Ok(pb::Language::Unspecified) => Ok(None),
         Ok(pb::Language::Mandarin) => Ok(Some(Language::Mandarin)),
@@ -254,7 +256,7 @@ impl TryFrom<pb::SetSpecialistProfileRequest> for SpecialistProfile {
             .enumerate()
             .map(|(i, &l)| {
                 let name = format!("specialist.languages[{i}]");
-                language(l, &name)?.ok_or_else(|| InvalidField::new(name, "must be set"))
+                language_from_proto(l, &name)?.ok_or_else(|| InvalidField::new(name, "must be set"))
             })
             .collect::<Result<Vec<_>>>()?;
         SpecialistProfile::new(
@@ -309,7 +311,7 @@ impl TryFrom<pb::SearchSpecialistsRequest> for SpecialistQuery {
             institution: optional(&request.institution_id, |v| {
                 institution_id(v, "institution_id")
             })?,
-            language: language(request.language, "language")?,
+            language: language_from_proto(request.language, "language")?,
             name_contains: (!name_contains.is_empty()).then_some(name_contains),
             after: optional(&page.page_token, |v| user_id(v, "page.page_token"))?,
             limit: PageSize::new(page.page_size),

@@ -1,0 +1,162 @@
+//! The broker's own scheduled work: urgent requests nobody accepted in time are
+//! escalated to every doctor of the specialty (and their admins told), and scheduled
+//! consultations nobody joined by the end of their window become no-shows.
+
+use std::time::Duration;
+
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{Actor, AuditEntry, Outcome, now_micros};
+use crate::domain::consultation::{Consultation, Event};
+use crate::events::{ConsultationEvents, NoticeKind};
+use crate::store::{SharedStore, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerSettings {
+    /// How long an urgent request waits for an on-call doctor before it is escalated.
+    pub urgent_escalation: Duration,
+    /// How often the sweep runs.
+    pub sweep_interval: Duration,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            urgent_escalation: Duration::from_secs(15 * 60),
+            sweep_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one sweep changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub escalated: usize,
+    pub no_shows: usize,
+}
+
+#[derive(Clone)]
+pub struct Scheduler {
+    store: SharedStore,
+    events: ConsultationEvents,
+    settings: SchedulerSettings,
+}
+
+impl Scheduler {
+    pub fn new(
+        store: SharedStore,
+        events: ConsultationEvents,
+        settings: SchedulerSettings,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            settings,
+        }
+    }
+
+    /// Sweeps every `sweep_interval` until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.settings.sweep_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            match self.sweep(now_micros()).await {
+                Ok(report) if report != SweepReport::default() => {
+                    tracing::info!(
+                        escalated = report.escalated,
+                        no_shows = report.no_shows,
+                        "scheduler sweep"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "scheduler sweep failed"),
+            }
+        }
+    }
+
+    /// Applies what is due at `now`. Another node (or a doctor accepting at the same
+    /// moment) may get there first; such consultations are skipped.
+    pub async fn sweep(&self, now: OffsetDateTime) -> Result<SweepReport, StoreError> {
+        let mut report = SweepReport::default();
+        let waited_since = now - self.settings.urgent_escalation;
+        for consultation in self.store.unanswered_urgent(waited_since).await? {
+            let waited = (now - consultation.created_at).whole_seconds();
+            let details =
+                json!({ "waited_seconds": waited, "pool": "all doctors of the specialty" });
+            if self
+                .apply(
+                    &consultation,
+                    Event::Escalate { at: now },
+                    "scheduling.escalate",
+                    details,
+                    NoticeKind::Escalated,
+                )
+                .await?
+            {
+                tracing::warn!(
+                    consultation_id = %consultation.id,
+                    specialty = %consultation.specialty,
+                    waited_seconds = waited,
+                    "urgent request unanswered; escalated to every doctor of the specialty"
+                );
+                report.escalated += 1;
+            }
+        }
+        for consultation in self.store.missed(now).await? {
+            if self
+                .apply(
+                    &consultation,
+                    Event::MarkNoShow,
+                    "scheduling.no_show",
+                    json!({}),
+                    NoticeKind::Changed,
+                )
+                .await?
+            {
+                report.no_shows += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn apply(
+        &self,
+        consultation: &Consultation,
+        event: Event,
+        action: &str,
+        details: serde_json::Value,
+        notice: NoticeKind,
+    ) -> Result<bool, StoreError> {
+        let Ok(next) = consultation.apply(event) else {
+            return Ok(false);
+        };
+        let mut details = details;
+        if let Some(object) = details.as_object_mut() {
+            object.insert("from".into(), json!(consultation.state.as_str()));
+            object.insert("to".into(), json!(next.state.as_str()));
+            object.insert("version".into(), json!(next.version));
+        }
+        let audit = AuditEntry::new(
+            Actor::system("scheduler"),
+            action,
+            format!("consultation:{}", consultation.id),
+            Outcome::Ok,
+        )
+        .target_institution(&consultation.inviting_institution)
+        .details(details);
+        match self.store.update_consultation(&next, audit).await {
+            Ok(()) => {
+                self.events.publish(notice, &next);
+                Ok(true)
+            }
+            Err(StoreError::Concurrent { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+}
