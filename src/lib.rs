@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory_file;
 pub mod domain;
 pub mod events;
+pub mod relay;
 pub mod scheduler;
 pub mod server;
 pub mod store;

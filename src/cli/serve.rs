@@ -103,7 +103,8 @@ pub async fn run(
         shutdown_grace: config.server.shutdown_grace(),
         scheduler: config.scheduling.scheduler(),
     };
-    server::run(listener, settings, store, shutdown_signal()).await?;
+    let events = teleconsult::events::ConsultationEvents::default();
+    server::run(listener, settings, store, events, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

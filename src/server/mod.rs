@@ -50,13 +50,13 @@ pub async fn run(
     listener: TcpListener,
     settings: ServerSettings,
     store: SharedStore,
+    events: ConsultationEvents,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let (refusals, refused) = mpsc::channel(256);
     let (tls_config, revocations) = tls::server_config(&settings.tls, Some(refusals), &[b"h2"])?;
     let stop = CancellationToken::new();
     let auditor = tokio::spawn(audit_refusals(refused, store.clone()));
-    let events = ConsultationEvents::default();
     let scheduler = tokio::spawn(
         Scheduler::new(store.clone(), events.clone(), settings.scheduler).run(stop.clone()),
     );

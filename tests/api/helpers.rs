@@ -9,6 +9,7 @@ use teleconsult::auth::pki::{
 };
 use teleconsult::auth::tls::TlsFiles;
 use teleconsult::proto::v1::directory_service_client::DirectoryServiceClient;
+use teleconsult::proto::v1::scheduling_service_client::SchedulingServiceClient;
 use teleconsult::server::{self, HandshakeLimits, ServerSettings};
 use teleconsult::store::{self, DirectorySeed, SharedStore};
 use tempfile::TempDir;
@@ -151,6 +152,8 @@ fn init_once() {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The server's event hub, for the session layer's lifecycle calls.
+    pub events: teleconsult::events::ConsultationEvents,
     pub database_url: String,
     pub store: SharedStore,
     pub pki: PkiDirectory,
@@ -220,8 +223,10 @@ impl TestApp {
         let address = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel();
         let server_store = store.clone();
+        let events = teleconsult::events::ConsultationEvents::default();
+        let server_events = events.clone();
         let server = tokio::spawn(async move {
-            server::run(listener, settings, server_store, async {
+            server::run(listener, settings, server_store, server_events, async {
                 let _ = stop.await;
             })
             .await
@@ -229,6 +234,7 @@ impl TestApp {
         });
         Some(TestApp {
             address,
+            events,
             database_url: url,
             store,
             pki,
@@ -293,6 +299,22 @@ impl TestApp {
 
     pub fn directory_as(&self, user: &str) -> DirectoryServiceClient<Channel> {
         DirectoryServiceClient::new(self.channel_as(user))
+    }
+
+    pub fn scheduling_as(&self, user: &str) -> SchedulingServiceClient<Channel> {
+        SchedulingServiceClient::new(self.channel_as(user))
+    }
+
+    /// Runs the scheduler's sweep (escalations, no-shows) as if it were `now`.
+    pub async fn sweep_at(&self, now: time::OffsetDateTime) -> teleconsult::scheduler::SweepReport {
+        teleconsult::scheduler::Scheduler::new(
+            self.store.clone(),
+            self.events.clone(),
+            teleconsult::scheduler::SchedulerSettings::default(),
+        )
+        .sweep(now)
+        .await
+        .unwrap()
     }
 
     /// Stops the server gracefully and waits for it.

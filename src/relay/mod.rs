@@ -1,0 +1,3 @@
+//! The live consult: what the session layer does to a consultation's lifecycle.
+
+pub mod lifecycle;
