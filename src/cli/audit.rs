@@ -18,7 +18,7 @@ pub enum AuditCommand {
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify { database } => {
-            let store = database.open().await?;
+            let store = database.open_existing().await?;
             let report = store.verify_audit().await?;
             let head = report
                 .head

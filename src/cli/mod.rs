@@ -69,15 +69,16 @@ enum ConfigCommand {
     },
 }
 
-/// Where the database is: an explicit URL, a config file's, or the development data
-/// directory's SQLite file.
+/// Where the database is, in this order: `--database-url`, the config file's
+/// `database.url` (with its `TELECONSULT_DATABASE__URL` override), that override on its
+/// own, or the development data directory's SQLite file.
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
     /// `sqlite:///path/file.db` or `postgres://user@host/db`.
     #[arg(long, env = "TELECONSULT_DATABASE_URL")]
     database_url: Option<String>,
     /// Take the database from this config file.
-    #[arg(long, env = "TELECONSULT_CONFIG", conflicts_with = "database_url")]
+    #[arg(long, env = "TELECONSULT_CONFIG")]
     config: Option<PathBuf>,
     /// The development data directory.
     #[arg(long, env = "TELECONSULT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
@@ -92,12 +93,26 @@ impl DatabaseArgs {
         if let Some(path) = &self.config {
             return Ok(Config::load(path)?.database.url);
         }
+        if let Ok(url) = std::env::var(format!("{}DATABASE__URL", teleconsult::config::ENV_PREFIX))
+        {
+            return Ok(url);
+        }
         Ok(sqlite_url(&self.data_dir))
     }
 
+    /// Opens the database, creating an SQLite file if there is none yet.
     pub async fn open(&self) -> anyhow::Result<SharedStore> {
         let url = self.url()?;
         store::open(&url)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&url)))
+    }
+
+    /// Opens an existing database; a missing SQLite file is an error (a mistyped path
+    /// must not look like an empty, intact log).
+    pub async fn open_existing(&self) -> anyhow::Result<SharedStore> {
+        let url = self.url()?;
+        store::open_existing(&url)
             .await
             .with_context(|| format!("opening the database {}", redact(&url)))
     }

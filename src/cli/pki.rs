@@ -36,6 +36,10 @@ pub enum PkiCommand {
         /// Days the certificate is valid.
         #[arg(long, default_value_t = 365)]
         days: i64,
+        /// Replace the user's existing certificate files (revoke the old one first, or
+        /// it stays valid until it expires).
+        #[arg(long)]
+        force: bool,
     },
     /// Add a certificate to the CRL; a running broker honours it at the next handshake.
     Revoke {
@@ -76,6 +80,7 @@ pub fn run(command: PkiCommand) -> anyhow::Result<ExitCode> {
             institution,
             role,
             days,
+            force,
         } => {
             UserId::parse(&user).map_err(|e| anyhow::anyhow!("--user: {e}"))?;
             InstitutionId::parse(&institution)
@@ -86,6 +91,12 @@ pub fn run(command: PkiCommand) -> anyhow::Result<ExitCode> {
                 bail!("--days: must be at least 1");
             }
             let pki = PkiDirectory::new(&dir);
+            if pki.client_cert(&user).exists() && !force {
+                bail!(
+                    "{} exists; revoke it (pki revoke --cert) and pass --force to replace it",
+                    pki.client_cert(&user).display()
+                );
+            }
             let subject = ClientSubject {
                 user: user.clone(),
                 institution,

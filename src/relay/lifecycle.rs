@@ -52,7 +52,15 @@ pub async fn start_session(
     id: &ConsultationId,
     actor: Actor,
 ) -> Result<Consultation, SessionLifecycleError> {
-    apply(store, events, id, actor, "session.start", Event::StartSession).await
+    apply(
+        store,
+        events,
+        id,
+        actor,
+        "session.start",
+        Event::StartSession,
+    )
+    .await
 }
 
 /// The doctor ended the session, or everyone left: IN_SESSION → AWAITING_REPORT.

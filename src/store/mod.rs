@@ -222,11 +222,28 @@ pub type SharedStore = Arc<dyn Store>;
 
 /// Opens the store a database URL names: `sqlite://PATH` (or a bare path) or
 /// `postgres://…`. Runs pending migrations.
-pub async fn open(url: &str) -> Result<SharedStore> {
+/// Like [`open`], but an SQLite file that does not exist yet is an error rather than
+/// a new, empty database: for tools that inspect an existing deployment.
+pub async fn open_existing(url: &str) -> Result<SharedStore> {
+    if let Some(path) = sqlite_path(url)
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(StoreError::not_found("database file", path));
+    }
+    open(url).await
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
+        None
     } else {
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
-        Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+        Some(url.strip_prefix("sqlite://").unwrap_or(url))
+    }
+}
+
+pub async fn open(url: &str) -> Result<SharedStore> {
+    match sqlite_path(url) {
+        None => Ok(Arc::new(postgres::PostgresStore::connect(url).await?)),
+        Some(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
     }
 }

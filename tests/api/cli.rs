@@ -363,16 +363,36 @@ fn audit_verify_names_the_first_bad_record() {
 }
 
 #[test]
+fn audit_verify_refuses_a_database_that_does_not_exist() {
+    let directory = tempfile::tempdir().unwrap();
+    let missing = directory.path().join("mistyped.db");
+    let url = format!("sqlite://{}", missing.display());
+    let verify = teleconsult(
+        directory.path(),
+        &["audit", "verify", "--database-url", &url],
+    );
+    assert!(!verify.status.success());
+    assert!(
+        text(&verify.stderr).contains("not found"),
+        "{}",
+        text(&verify.stderr)
+    );
+    assert!(!missing.exists(), "verify must not create a database");
+}
+
+#[test]
 fn logs_can_be_json() {
     let directory = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", directory.path().join("broker.db").display());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/directory.example.toml");
     let output = teleconsult(
         directory.path(),
         &[
             "--log-format",
             "json",
-            "audit",
-            "verify",
+            "directory",
+            "import",
+            example.to_str().unwrap(),
             "--database-url",
             &url,
         ],
