@@ -13,6 +13,8 @@ mod backends;
 mod directory;
 #[path = "store_conformance/fixtures.rs"]
 mod fixtures;
+#[path = "store_conformance/scheduling.rs"]
+mod scheduling;
 #[path = "store_conformance/search.rs"]
 mod search;
 
@@ -62,6 +64,22 @@ macro_rules! store_suite {
                 audit::tampering_is_detected,
                 audit::nodes_opening_a_migrated_database_at_once_share_it,
                 audit::nodes_opening_a_new_database_at_once_migrate_it_once,
+                scheduling::availability_round_trips_and_is_replaced,
+                scheduling::a_consultation_reads_back_as_stored,
+                scheduling::a_slot_is_booked_once,
+                scheduling::concurrent_bookings_of_one_slot_have_one_winner,
+                scheduling::a_change_to_a_stale_version_is_refused,
+                scheduling::concurrent_changes_of_one_version_have_one_winner,
+                scheduling::cancelling_releases_the_slot,
+                scheduling::rescheduling_moves_the_claim,
+                scheduling::concurrent_swaps_of_two_slots_are_both_refused,
+                scheduling::claimed_quanta_are_those_in_the_range,
+                scheduling::listings_show_each_caller_their_consultations,
+                scheduling::listings_filter_by_state_and_start,
+                scheduling::pages_cover_every_consultation_once,
+                scheduling::unanswered_and_missed_consultations_are_found,
+                scheduling::opinions_are_drafted_signed_and_corrected,
+                scheduling::concurrent_drafting_signing_and_changes_never_deadlock,
             );
             $(store_suite!(@tests $harness; $($also)*);)?
         }

@@ -217,9 +217,9 @@ pub fn availability(
         .split(';')
         .filter(|part| !part.is_empty())
         .map(|part| {
-            let numbers: Vec<u32> = part.split(':').filter_map(|n| n.parse().ok()).collect();
-            match numbers[..] {
-                [day, start, end] => WeeklyInterval::new(day, start, end)
+            let numbers: Option<Vec<u32>> = part.split(':').map(|n| n.parse().ok()).collect();
+            match numbers.as_deref().unwrap_or_default() {
+                &[day, start, end] => WeeklyInterval::new(day, start, end)
                     .map_err(|_| corrupt("weekly interval", part)),
                 _ => Err(corrupt("weekly interval", part)),
             }

@@ -434,7 +434,8 @@ impl SchedulingStore for SqliteStore {
             } => (
                 "(doctor_id = ?1
                   OR EXISTS (SELECT 1 FROM consultation_invitees i
-                             WHERE i.consultation_id = consultations.id AND i.user_id = ?1)
+                             WHERE i.consultation_id = consultations.id AND i.user_id = ?1
+                               AND i.kind = 'doctor')
                   OR (urgency = 'urgent'
                       AND instr(',' || ?2 || ',', ',' || specialty || ',') > 0
                       AND (state = 'escalated' OR (state = 'requested' AND ?3))))"
@@ -451,7 +452,8 @@ impl SchedulingStore for SqliteStore {
             ),
             ConsultationScope::Interpreter(user) => (
                 "EXISTS (SELECT 1 FROM consultation_invitees i
-                         WHERE i.consultation_id = consultations.id AND i.user_id = ?1)"
+                         WHERE i.consultation_id = consultations.id AND i.user_id = ?1
+                           AND i.kind = 'interpreter')"
                     .to_owned(),
                 Some(user.to_string()),
                 None,
@@ -504,7 +506,7 @@ impl SchedulingStore for SqliteStore {
                 &format!(
                     "SELECT {CONSULTATION_COLUMNS} FROM consultations
                      WHERE state = 'requested' AND urgency = 'urgent' AND created_at_us < ?1
-                     ORDER BY created_at_us"
+                     ORDER BY created_at_us, id"
                 ),
                 [before],
             )
@@ -520,7 +522,7 @@ impl SchedulingStore for SqliteStore {
                 &format!(
                     "SELECT {CONSULTATION_COLUMNS} FROM consultations
                      WHERE state = ?1 AND end_us < ?2
-                     ORDER BY end_us"
+                     ORDER BY end_us, id"
                 ),
                 params![ConsultationState::Scheduled.as_str(), before],
             )

@@ -133,14 +133,32 @@ pub async fn listings_show_each_caller_their_consultations(backend: &impl Backen
             principal("platform-admin", InstitutionId::PLATFORM, Role::Admin, &[]),
             &[1, 2, 3, 4, 5, 6, 7, 8][..],
         ),
-        (principal("zju2-admin", HOSPITAL, Role::Admin, &[]), &[1, 3, 8]),
-        (principal("biru-admin", CLINIC, Role::Admin, &[]), &[1, 4, 6, 7, 8]),
-        (principal("hz-admin", OTHER_HOSPITAL, Role::Admin, &[]), &[2, 7]),
-        (principal(OTHER_NURSE, OTHER_CLINIC, Role::ClinicStaff, &[]), &[2, 3, 5]),
-        (principal(NURSE, CLINIC, Role::ClinicStaff, &[]), &[1, 4, 6, 7, 8]),
+        (
+            principal("zju2-admin", HOSPITAL, Role::Admin, &[]),
+            &[1, 3, 8],
+        ),
+        (
+            principal("biru-admin", CLINIC, Role::Admin, &[]),
+            &[1, 4, 6, 7, 8],
+        ),
+        (
+            principal("hz-admin", OTHER_HOSPITAL, Role::Admin, &[]),
+            &[2, 7],
+        ),
+        (
+            principal(OTHER_NURSE, OTHER_CLINIC, Role::ClinicStaff, &[]),
+            &[2, 3, 5],
+        ),
+        (
+            principal(NURSE, CLINIC, Role::ClinicStaff, &[]),
+            &[1, 4, 6, 7, 8],
+        ),
         // Assigned, invited, the on-call pool and the escalated pool.
         (on_call_chen, &[1, 2, 4, 5]),
-        (principal(CHEN, HOSPITAL, Role::Doctor, &["cardiology"]), &[1, 2, 5]),
+        (
+            principal(CHEN, HOSPITAL, Role::Doctor, &["cardiology"]),
+            &[1, 2, 5],
+        ),
         (
             principal(WANG, HOSPITAL, Role::Doctor, &["cardiology", "neurology"]),
             &[3, 5, 8],
@@ -196,7 +214,10 @@ pub async fn listings_filter_by_state_and_start(backend: &impl Backend) {
         starting: Some(range),
         ..Default::default()
     };
-    assert_eq!(ids(&list(store, &everyone, &starting).await), [5, 4, 6, 1, 2]);
+    assert_eq!(
+        ids(&list(store, &everyone, &starting).await),
+        [5, 4, 6, 1, 2]
+    );
     let chen = ConsultationScope::Doctor {
         user: user_id(CHEN),
         specialties: vec![Specialty::parse("cardiology").unwrap()],
@@ -257,7 +278,10 @@ pub async fn pages_cover_every_consultation_once(backend: &impl Backend) {
     let expected: Vec<_> = all
         .iter()
         .filter(|c| c.doctor.as_ref() == Some(&user_id(CHEN)) || c.doctor.is_none())
-        .filter(|c| c.window.is_none_or(|w| filter.starting.unwrap().contains(w.start())))
+        .filter(|c| {
+            c.window
+                .is_none_or(|w| filter.starting.unwrap().contains(w.start()))
+        })
         .cloned()
         .collect();
     assert_eq!(expected.len(), 4 + 8);

@@ -152,7 +152,7 @@ pub async fn write_change(client: &impl GenericClient, consultation: &Consultati
              consent_consenter = $8, consent_method = $9, consent_recorded_by = $10,
              consent_recorded_at_us = $11, consent_witness = $12, state_reason = $13,
              accepted_at_us = $14, escalated_at_us = $15
-         WHERE id = $1 AND version = $2 - 1",
+         WHERE id = $1 AND version = $2::BIGINT - 1",
         &[
             &row.id,
             &row.version,
@@ -338,7 +338,8 @@ pub async fn list(
             format!(
                 "(doctor_id = {user}
                   OR EXISTS (SELECT 1 FROM consultation_invitees i
-                             WHERE i.consultation_id = consultations.id AND i.user_id = {user})
+                             WHERE i.consultation_id = consultations.id AND i.user_id = {user}
+                               AND i.kind = 'doctor')
                   OR (urgency = 'urgent'
                       AND specialty = ANY({specialties}::TEXT[])
                       AND (state = 'escalated' OR (state = 'requested' AND {on_call}::BOOLEAN))))"
@@ -346,7 +347,8 @@ pub async fn list(
         }
         ConsultationScope::Interpreter(_) => format!(
             "EXISTS (SELECT 1 FROM consultation_invitees i
-                     WHERE i.consultation_id = consultations.id AND i.user_id = {})",
+                     WHERE i.consultation_id = consultations.id AND i.user_id = {}
+                       AND i.kind = 'interpreter')",
             parameters.bind(&id)
         ),
     }];
