@@ -2,13 +2,16 @@
 //! variables over it. Unknown keys, in the file or the environment, are errors: a
 //! typo must not silently leave a setting at its default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::auth::tls::TlsFiles;
+use crate::domain::session::SessionWindow;
+use crate::relay::RelaySettings;
+use crate::relay::media::MediaSettings;
 use crate::scheduler::SchedulerSettings;
 use crate::server::HandshakeLimits;
 
@@ -25,7 +28,68 @@ pub struct Config {
     #[serde(default)]
     pub scheduling: SchedulingSection,
     #[serde(default)]
+    pub relay: RelaySection,
+    #[serde(default)]
     pub log: LogSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySection {
+    /// The address the SFU's media sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Addresses clients reach the broker at through a 1:1 NAT, advertised in ICE
+    /// candidates instead of `bind_ip`.
+    pub public_ips: Vec<IpAddr>,
+    /// ICE over UDP.
+    pub udp: bool,
+    /// ICE over TCP (passive), for clinics whose firewalls drop UDP.
+    pub tcp: bool,
+    /// Minutes before a consultation's start its session opens.
+    pub join_before_start_minutes: i64,
+    /// Minutes after a consultation's end its session stays open.
+    pub join_after_end_minutes: i64,
+    /// Seconds a session with nobody left in it waits before it ends.
+    pub empty_grace_secs: u64,
+    /// Seconds between quality summaries in the session log.
+    pub quality_interval_secs: u64,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        let defaults = RelaySettings::default();
+        Self {
+            bind_ip: defaults.media.bind_ip,
+            public_ips: Vec::new(),
+            udp: true,
+            tcp: true,
+            join_before_start_minutes: defaults.window.before_start.whole_minutes(),
+            join_after_end_minutes: defaults.window.after_end.whole_minutes(),
+            empty_grace_secs: defaults.empty_grace.as_secs(),
+            quality_interval_secs: defaults.quality_interval.as_secs(),
+        }
+    }
+}
+
+impl RelaySection {
+    pub fn settings(&self) -> RelaySettings {
+        let defaults = RelaySettings::default();
+        RelaySettings {
+            media: MediaSettings {
+                bind_ip: self.bind_ip,
+                public_ips: self.public_ips.clone(),
+                udp: self.udp,
+                tcp: self.tcp,
+                ..defaults.media
+            },
+            window: SessionWindow {
+                before_start: time::Duration::minutes(self.join_before_start_minutes),
+                after_end: time::Duration::minutes(self.join_after_end_minutes),
+            },
+            empty_grace: Duration::from_secs(self.empty_grace_secs),
+            quality_interval: Duration::from_secs(self.quality_interval_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -205,6 +269,22 @@ impl Config {
         if self.scheduling.sweep_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "scheduling.sweep_interval_secs must be at least 1".into(),
+            ));
+        }
+        if !(self.relay.udp || self.relay.tcp) {
+            return Err(ConfigError::Invalid(
+                "relay: at least one of udp and tcp must be true".into(),
+            ));
+        }
+        if self.relay.quality_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "relay.quality_interval_secs must be at least 1".into(),
+            ));
+        }
+        if self.relay.join_before_start_minutes < 0 || self.relay.join_after_end_minutes < 0 {
+            return Err(ConfigError::Invalid(
+                "relay.join_before_start_minutes and join_after_end_minutes must not be negative"
+                    .into(),
             ));
         }
         if self.database.url.trim().is_empty() {

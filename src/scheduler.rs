@@ -59,7 +59,10 @@ impl Scheduler {
 
     /// Sweeps every `sweep_interval` until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.settings.sweep_interval);
+        // The first sweep one interval after start, not at once: a restarted broker
+        // catches up then, and tests that drive sweeps themselves are not raced.
+        let period = self.settings.sweep_interval;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

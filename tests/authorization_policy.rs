@@ -220,6 +220,12 @@ const TABLE: &[(Action, On, [Expect; 5])] = &[
     (Action::GetOpinion,                Own,    [Deny,  Deny,  Deny,  Deny,  Deny]),
     (Action::GetOpinion,                Other,  [Deny,  Deny,  Deny,  Deny,  Deny]),
     (Action::GetOpinion,                All,    [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::JoinSession,               Own,    [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::JoinSession,               Other,  [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::JoinSession,               All,    [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::EndSession,                Own,    [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::EndSession,                Other,  [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::EndSession,                All,    [Deny,  Deny,  Deny,  Deny,  Deny]),
 ];
 
 /// What an action is applied to, which decides how its target is built.
@@ -265,7 +271,9 @@ fn applies(action: Action) -> AppliesTo {
         | Action::InviteParticipant
         | Action::FileOpinion
         | Action::SignOpinion
-        | Action::GetOpinion => AppliesTo::Institution,
+        | Action::GetOpinion
+        | Action::JoinSession
+        | Action::EndSession => AppliesTo::Institution,
     }
 }
 

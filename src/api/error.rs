@@ -7,6 +7,10 @@ use crate::audit::Outcome;
 use crate::domain::InvalidField;
 use crate::domain::consultation::LifecycleError;
 use crate::domain::opinion::OpinionError;
+use crate::domain::session::AdmissionRefused;
+use crate::relay::RelayError;
+use crate::relay::lifecycle::SessionLifecycleError;
+use crate::relay::room::RoomError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +75,34 @@ impl From<LifecycleError> for ApiError {
 impl From<OpinionError> for ApiError {
     fn from(error: OpinionError) -> Self {
         ApiError::FailedPrecondition(error.to_string())
+    }
+}
+
+impl From<AdmissionRefused> for ApiError {
+    fn from(refusal: AdmissionRefused) -> Self {
+        match refusal {
+            AdmissionRefused::NotParticipant(_) => ApiError::PermissionDenied(refusal.to_string()),
+            _ => ApiError::FailedPrecondition(refusal.to_string()),
+        }
+    }
+}
+
+impl From<RelayError> for ApiError {
+    fn from(error: RelayError) -> Self {
+        match error {
+            RelayError::Lifecycle(SessionLifecycleError::Lifecycle(error)) => error.into(),
+            RelayError::Lifecycle(SessionLifecycleError::Store(error)) => error.into(),
+            RelayError::Lifecycle(SessionLifecycleError::NotFound(id)) => {
+                ApiError::NotFound(format!("consultation {id} not found"))
+            }
+            RelayError::NotInSession(user) => {
+                ApiError::FailedPrecondition(format!("{user} is not in the session"))
+            }
+            RelayError::Room(RoomError::Signaling(message)) => {
+                ApiError::FailedPrecondition(message)
+            }
+            RelayError::Room(error @ RoomError::WebRtc(_)) => ApiError::Internal(Box::new(error)),
+        }
     }
 }
 

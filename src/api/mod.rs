@@ -6,7 +6,9 @@ mod directory;
 pub mod error;
 pub mod gate;
 pub mod scheduling;
+mod session;
 
 pub use directory::Directory;
 pub use error::ApiError;
 pub use scheduling::Scheduling;
+pub use session::Session;

@@ -1,9 +1,18 @@
 //! Command-line interface. `anyhow` lives here and in start-up only.
 
 mod audit;
+mod availability;
+mod client;
+mod consult;
+mod consultation_text;
 mod directory;
+mod local_time;
+mod opinion;
 mod pki;
 mod serve;
+mod slots;
+mod specialists;
+mod views;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +66,33 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// Who the broker takes you for (client; --as USER).
+    Whoami(specialists::WhoAmIArgs),
+    /// Find specialists (client).
+    Specialists {
+        #[command(subcommand)]
+        command: specialists::SpecialistsCommand,
+    },
+    /// Find free slots (client).
+    Slots {
+        #[command(subcommand)]
+        command: slots::SlotsCommand,
+    },
+    /// Book, request and manage consultations (client).
+    Consult {
+        #[command(subcommand)]
+        command: consult::ConsultCommand,
+    },
+    /// File, sign, read and verify written opinions (client).
+    Opinion {
+        #[command(subcommand)]
+        command: opinion::OpinionCommand,
+    },
+    /// A doctor's weekly hours and exceptions (client).
+    Availability {
+        #[command(subcommand)]
+        command: availability::AvailabilityCommand,
     },
 }
 
@@ -175,6 +211,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => {
             logging(None);
             audit::run(command).await
+        }
+        Command::Whoami(arguments) => {
+            logging(None);
+            Ok(specialists::who_am_i(arguments).await)
+        }
+        Command::Specialists { command } => {
+            logging(None);
+            Ok(specialists::run(command).await)
+        }
+        Command::Slots { command } => {
+            logging(None);
+            Ok(slots::run(command).await)
+        }
+        Command::Consult { command } => {
+            logging(None);
+            Ok(consult::run(command).await)
+        }
+        Command::Opinion { command } => {
+            logging(None);
+            Ok(opinion::run(command).await)
+        }
+        Command::Availability { command } => {
+            logging(None);
+            Ok(availability::run(command).await)
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use teleconsult::audit::{Actor, AuditEntry, Outcome};
 use teleconsult::auth::pki::{ClientSubject, PkiDirectory, Validity};
 use teleconsult::config::{
-    Config, DatabaseSection, LogSection, SchedulingSection, ServerSection, TlsSection,
+    Config, DatabaseSection, LogSection, RelaySection, SchedulingSection, ServerSection, TlsSection,
 };
 use teleconsult::directory_file;
 use teleconsult::server::{self, ServerSettings};
@@ -102,6 +102,7 @@ pub async fn run(
         handshake: config.server.handshake_limits(),
         shutdown_grace: config.server.shutdown_grace(),
         scheduler: config.scheduling.scheduler(),
+        relay: config.relay.settings(),
     };
     let events = teleconsult::events::ConsultationEvents::default();
     server::run(listener, settings, store, events, shutdown_signal()).await?;
@@ -125,6 +126,11 @@ fn development_config(data_dir: &Path) -> Config {
             url: sqlite_url(data_dir),
         },
         scheduling: SchedulingSection::default(),
+        // A development broker keeps its media on this machine, like its API.
+        relay: RelaySection {
+            bind_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            ..RelaySection::default()
+        },
         log: LogSection::default(),
     }
 }

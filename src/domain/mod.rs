@@ -8,6 +8,7 @@ pub mod opinion;
 pub mod policy;
 pub mod principal;
 pub mod schedule;
+pub mod session;
 
 use std::fmt;
 

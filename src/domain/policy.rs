@@ -41,10 +41,12 @@ pub enum Action {
     SignOpinion,
     GetOpinion,
     Watch,
+    JoinSession,
+    EndSession,
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 31] = [
         Action::WhoAmI,
         Action::GetInstitution,
         Action::ListInstitutions,
@@ -74,6 +76,8 @@ impl Action {
         Action::SignOpinion,
         Action::GetOpinion,
         Action::Watch,
+        Action::JoinSession,
+        Action::EndSession,
     ];
 
     /// The name recorded in the audit log.
@@ -108,6 +112,8 @@ impl Action {
             Action::SignOpinion => "scheduling.sign_opinion",
             Action::GetOpinion => "scheduling.get_opinion",
             Action::Watch => "scheduling.watch",
+            Action::JoinSession => "session.join",
+            Action::EndSession => "session.end",
         }
     }
 
@@ -132,6 +138,8 @@ impl Action {
                 | Action::InviteParticipant
                 | Action::FileOpinion
                 | Action::SignOpinion
+                | Action::JoinSession
+                | Action::EndSession
         )
     }
 }
@@ -159,6 +167,8 @@ pub struct Parties {
     pub specialty: Specialty,
     /// Which doctors an unanswered urgent request is offered to.
     pub pool: Option<Pool>,
+    /// An urgent request another doctor has already taken.
+    pub urgent_taken: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +194,8 @@ impl Parties {
             interpreters: consultation.invitees.interpreters.clone(),
             specialty: consultation.specialty.clone(),
             pool,
+            urgent_taken: consultation.urgency == Urgency::Urgent
+                && !consultation.state.is_pending(),
         }
     }
 }
@@ -269,6 +281,9 @@ pub struct Standing {
     pub interpreter: bool,
     /// A doctor the unanswered urgent request is offered to.
     pub pool_doctor: bool,
+    /// A doctor of the specialty of an urgent request someone else has taken: they may
+    /// still try to accept it, and learn that it is taken.
+    pub late_pool_doctor: bool,
     /// An admin of either institution, or a platform admin.
     pub admin: bool,
 }
@@ -292,6 +307,9 @@ impl Standing {
             interpreter: principal.role == Role::Interpreter
                 && parties.interpreters.contains(&principal.user),
             pool_doctor,
+            late_pool_doctor: doctor
+                && parties.urgent_taken
+                && principal.specialties.contains(&parties.specialty),
             admin: principal.is_admin_of(&parties.inviting_institution)
                 || parties
                     .consulting_institution
@@ -359,7 +377,7 @@ fn consultation_rule(principal: &Principal, action: Action, parties: &Parties) -
             "its parties, the doctors it is offered to and the admins of either institution",
         ),
         Action::AcceptConsultation => (
-            standing.assigned_doctor || standing.pool_doctor,
+            standing.assigned_doctor || standing.pool_doctor || standing.late_pool_doctor,
             "the assigned doctor, or a doctor of the urgent pool",
         ),
         Action::DeclineConsultation => (standing.assigned_doctor, "the assigned doctor"),
@@ -374,9 +392,16 @@ fn consultation_rule(principal: &Principal, action: Action, parties: &Parties) -
             standing.clinic_side || standing.assigned_doctor,
             "the inviting clinic's staff or the assigned doctor",
         ),
-        Action::FileOpinion | Action::SignOpinion => {
+        Action::FileOpinion | Action::SignOpinion | Action::EndSession => {
             (standing.assigned_doctor, "the assigned doctor")
         }
+        Action::JoinSession => (
+            standing.clinic_side
+                || standing.assigned_doctor
+                || standing.additional_doctor
+                || standing.interpreter,
+            "the inviting clinic's staff, the assigned and invited doctors and invited interpreters",
+        ),
         _ => (false, "nobody"),
     };
     allow_if(allowed, || {
@@ -459,7 +484,9 @@ pub fn authorize(principal: &Principal, action: Action, target: &Target) -> Deci
         | Action::InviteParticipant
         | Action::FileOpinion
         | Action::SignOpinion
-        | Action::GetOpinion => deny("the consultation is not known"),
+        | Action::GetOpinion
+        | Action::JoinSession
+        | Action::EndSession => deny("the consultation is not known"),
     }
 }
 

@@ -233,23 +233,22 @@ impl Availability {
         mut weekly: Vec<WeeklyInterval>,
         mut exceptions: Vec<AvailabilityException>,
         auto_accept: bool,
-    ) -> Result<Self, (&'static str, InvalidValue)> {
+    ) -> Result<Self, (String, InvalidValue)> {
         if weekly.len() > Self::MAX_INTERVALS {
             return Err((
-                "weekly",
+                "weekly".to_owned(),
                 InvalidValue(format!("at most {} intervals", Self::MAX_INTERVALS)),
             ));
         }
         if exceptions.len() > Self::MAX_EXCEPTIONS {
             return Err((
-                "exceptions",
+                "exceptions".to_owned(),
                 InvalidValue(format!("at most {} exceptions", Self::MAX_EXCEPTIONS)),
             ));
         }
-        weekly.sort_by_key(|interval| interval.week_minutes());
         let spans: Vec<(u32, u32)> = weekly.iter().map(WeeklyInterval::week_minutes).collect();
         for (i, a) in spans.iter().enumerate() {
-            for b in &spans[i + 1..] {
+            for (j, b) in spans.iter().enumerate().skip(i + 1) {
                 // Compare on the circle of the week: shift b by a week either way.
                 let overlapping = [
                     0i64,
@@ -262,10 +261,14 @@ impl Availability {
                     i64::from(a.0) < b1 && b0 < i64::from(a.1)
                 });
                 if overlapping {
-                    return Err(("weekly", InvalidValue::new("intervals overlap")));
+                    return Err((
+                        format!("weekly[{j}]"),
+                        InvalidValue(format!("overlaps weekly[{i}]")),
+                    ));
                 }
             }
         }
+        weekly.sort_by_key(|interval| interval.week_minutes());
         exceptions.sort_by_key(|exception| exception.window);
         Ok(Self {
             doctor,

@@ -13,12 +13,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
-use crate::api::{Directory, Scheduling};
+use crate::api::{Directory, Scheduling, Session};
 use crate::audit::{Actor, AuditEntry, Outcome};
 use crate::auth::tls::{self, HandshakeRefusal, TlsFiles};
 use crate::events::ConsultationEvents;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
 use crate::proto::v1::scheduling_service_server::SchedulingServiceServer;
+use crate::proto::v1::session_service_server::SessionServiceServer;
+use crate::relay::{Relay, RelaySettings};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::SharedStore;
 
@@ -42,6 +44,7 @@ pub struct ServerSettings {
     /// before the remaining connections are closed.
     pub shutdown_grace: Duration,
     pub scheduler: SchedulerSettings,
+    pub relay: RelaySettings,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting, lets calls
@@ -57,6 +60,7 @@ pub async fn run(
     let (tls_config, revocations) = tls::server_config(&settings.tls, Some(refusals), &[b"h2"])?;
     let stop = CancellationToken::new();
     let auditor = tokio::spawn(audit_refusals(refused, store.clone()));
+    let relay = Relay::new(settings.relay.clone(), store.clone(), events.clone());
     let scheduler = tokio::spawn(
         Scheduler::new(store.clone(), events.clone(), settings.scheduler).run(stop.clone()),
     );
@@ -68,6 +72,7 @@ pub async fn run(
     health
         .set_serving::<SchedulingServiceServer<Scheduling>>()
         .await;
+    health.set_serving::<SessionServiceServer<Session>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -89,8 +94,13 @@ pub async fn run(
         )))
         .add_service(SchedulingServiceServer::new(Scheduling::new(
             store.clone(),
-            revocations,
+            revocations.clone(),
             events.clone(),
+        )))
+        .add_service(SessionServiceServer::new(Session::new(
+            store.clone(),
+            revocations,
+            relay.clone(),
         )))
         .serve_with_incoming_shutdown(incoming, async {
             shutdown.await;
@@ -101,6 +111,11 @@ pub async fn run(
             health
                 .set_not_serving::<SchedulingServiceServer<Scheduling>>()
                 .await;
+            health
+                .set_not_serving::<SessionServiceServer<Session>>()
+                .await;
+            // Live sessions are told and closed so that their streams end.
+            relay.shutdown().await;
             // Long-lived watch streams end so that the server can drain.
             events.close();
             stop.cancel();

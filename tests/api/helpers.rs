@@ -135,6 +135,20 @@ name_zh = "诺布"
 name_en = "Norbu"
 "#;
 
+/// Media on loopback only, and short timers so that session tests finish quickly.
+pub fn test_relay_settings() -> teleconsult::relay::RelaySettings {
+    let defaults = teleconsult::relay::RelaySettings::default();
+    teleconsult::relay::RelaySettings {
+        media: teleconsult::relay::media::MediaSettings {
+            bind_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            ..defaults.media
+        },
+        empty_grace: std::time::Duration::from_secs(2),
+        quality_interval: std::time::Duration::from_secs(1),
+        ..defaults
+    }
+}
+
 pub fn fixture() -> DirectorySeed {
     teleconsult::directory_file::parse(FIXTURE).expect("the test fixture parses")
 }
@@ -218,6 +232,7 @@ impl TestApp {
                 sweep_interval: std::time::Duration::from_secs(24 * 3600),
                 ..Default::default()
             },
+            relay: test_relay_settings(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -2,6 +2,7 @@
 //! here; a failed conversion names the offending field.
 
 pub mod scheduling;
+pub mod session;
 
 use prost_types::Timestamp;
 use time::OffsetDateTime;

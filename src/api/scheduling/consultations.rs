@@ -82,20 +82,17 @@ impl Scheduling {
                 .await);
         }
         let auto_accept = availability.is_some_and(|a| a.auto_accept);
-        let consultation = call
-            .check(
-                Consultation::booked(
-                    new_consultation_id(),
-                    booking,
-                    own,
-                    specialist.institution.clone(),
-                    call.principal.user.clone(),
-                    auto_accept,
-                    now_micros(),
-                ),
-                &target,
-            )
-            .await?;
+        let booked = Consultation::booked(
+            new_consultation_id(),
+            booking,
+            own,
+            specialist.institution.clone(),
+            call.principal.user.clone(),
+            auto_accept,
+            now_micros(),
+        )
+        .map_err(|error| ApiError::FailedPrecondition(format!("slot: {error}")));
+        let consultation = call.check(booked, &target).await?;
         let target = consultation_target(&consultation);
         let audit = call.audit(&target).details(json!({
             "doctor": consultation.doctor.as_ref().map(ToString::to_string),

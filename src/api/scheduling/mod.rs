@@ -48,7 +48,7 @@ fn new_consultation_id() -> ConsultationId {
     ConsultationId::from_random(bytes)
 }
 
-pub(crate) fn consultation_target(consultation: &Consultation) -> AuditTarget {
+pub fn consultation_target(consultation: &Consultation) -> AuditTarget {
     AuditTarget::new(
         format!("consultation:{}", consultation.id),
         Some(&consultation.inviting_institution),
@@ -56,7 +56,7 @@ pub(crate) fn consultation_target(consultation: &Consultation) -> AuditTarget {
 }
 
 /// Loads the consultation `id` and checks that the caller may do `call.action` to it.
-pub(crate) async fn load_authorized(
+pub async fn load_authorized(
     call: &Call,
     store: &SharedStore,
     id: &ConsultationId,
