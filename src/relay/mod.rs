@@ -7,6 +7,7 @@ pub mod media;
 mod quality;
 pub mod room;
 pub mod signal;
+pub mod synthetic;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,9 +1,5 @@
 //! The live consult over real mTLS signaling and real webrtc-rs peers on loopback.
 
-// The session tests that use all of it are being written next.
-#[allow(dead_code)]
-mod participant;
-
 use std::time::Duration;
 
 use teleconsult::audit::Actor;
@@ -17,8 +13,10 @@ use teleconsult::proto::v1::EndSessionRequest;
 use teleconsult::proto::v1::session_service_client::SessionServiceClient;
 use tonic::Code;
 
-use self::participant::{Participant, Transport, eventually};
 use crate::helpers::TestApp;
+use teleconsult::relay::synthetic::{
+    SyntheticMedia, SyntheticParticipant as Participant, eventually,
+};
 
 /// A cardiology consultation between Biru's nurse and ZJU2's cardiologist, starting
 /// `starts_in` from now, booked and (optionally) consented through the store.
@@ -109,7 +107,7 @@ async fn two_participants_exchange_audio_and_video_through_the_sfu() {
         app.channel_as("biru-nurse-dawa"),
         "biru-nurse-dawa",
         &id,
-        Transport::Udp,
+        SyntheticMedia::default(),
     )
     .await
     .unwrap();
@@ -117,7 +115,7 @@ async fn two_participants_exchange_audio_and_video_through_the_sfu() {
         app.channel_as("zju2-cardio-chen"),
         "zju2-cardio-chen",
         &id,
-        Transport::Udp,
+        SyntheticMedia::default(),
     )
     .await
     .unwrap();
@@ -198,7 +196,7 @@ async fn refusals_are_clear_and_audited() {
     let join = |user: &'static str, id: String| {
         let channel = app.channel_as(user);
         async move {
-            Participant::join(channel, user, &id, Transport::Udp)
+            Participant::join(channel, user, &id, SyntheticMedia::default())
                 .await
                 .err()
                 .map(|s| s.code())
