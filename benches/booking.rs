@@ -12,6 +12,8 @@
 //! PostgreSQL repetitions each get a fresh database on the server at
 //! `TELECONSULT_BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
+#[path = "booking/cpu.rs"]
+mod cpu;
 #[path = "booking/world.rs"]
 mod world;
 
@@ -33,6 +35,7 @@ use teleconsult::store::SharedStore;
 use tokio::sync::Barrier;
 use tonic::transport::Channel;
 
+use cpu::Cpu;
 use world::{Backend, CLINIC, HOSPITAL, Result, SPECIALTY, Slots, World, valid};
 
 /// Calls each worker makes before the clock starts, so that connections, caches and
@@ -201,21 +204,14 @@ async fn bookers(world: &World, path: Path, clients: usize) -> Result<Vec<Booker
     Ok(bookers)
 }
 
-/// One phase's bookings: how long they took together and each one's latency.
+/// One phase's bookings: how long they took together, each one's latency, and the
+/// CPU time spent meanwhile.
 struct Sample {
     elapsed: Duration,
     /// Sorted.
     latencies: Vec<Duration>,
-    /// This process's CPU time: clients, broker and SQLite, not the PostgreSQL server.
-    cpu: Duration,
+    cpu: Cpu,
 }
-
-type Metric = fn(&Sample) -> f64;
-
-const RATE: Metric = |s| s.latencies.len() as f64 / s.elapsed.as_secs_f64();
-const P50: Metric = |s| s.percentile_ms(50.0);
-const P99: Metric = |s| s.percentile_ms(99.0);
-const CPU_US: Metric = |s| s.cpu.as_secs_f64() * 1e6 / s.latencies.len() as f64;
 
 impl Sample {
     /// Nearest rank.
@@ -223,19 +219,21 @@ impl Sample {
         let rank = (p / 100.0 * self.latencies.len() as f64).ceil() as usize;
         self.latencies[rank.clamp(1, self.latencies.len()) - 1].as_secs_f64() * 1e3
     }
+
+    /// CPU ticks (10 ms) per booking, in microseconds.
+    fn per_booking_us(&self, ticks: u64) -> f64 {
+        ticks as f64 * 1e4 / self.latencies.len() as f64
+    }
 }
 
-/// User + system CPU time of this process, from /proc/self/stat (ticks of 10 ms).
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = (after_name.split_whitespace())
-        .skip(11)
-        .take(2)
-        .filter_map(|t| t.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
-}
+type Metric = fn(&Sample) -> f64;
+
+const RATE: Metric = |s| s.latencies.len() as f64 / s.elapsed.as_secs_f64();
+const P50: Metric = |s| s.percentile_ms(50.0);
+const P99: Metric = |s| s.percentile_ms(99.0);
+const OWN_CPU: Metric = |s| s.per_booking_us(s.cpu.own);
+const POSTGRES_CPU: Metric = |s| s.per_booking_us(s.cpu.postgres);
+const OTHERS: Metric = |s| s.cpu.others_share() * 100.0;
 
 /// Runs each booker in a task of its own: warm-up calls, then all start together and
 /// book until `length` has passed or [`MAX_BOOKINGS`] have been made.
@@ -270,13 +268,13 @@ async fn measure(bookers: Vec<Booker>, slots: &Arc<Slots>, length: Duration) -> 
         })
         .collect();
     start_line.wait().await;
-    let (began, cpu) = (Instant::now(), process_cpu());
+    let (began, cpu) = (Instant::now(), Cpu::now());
     let mut latencies = Vec::new();
     for worker in workers {
         latencies.extend(worker.await??);
     }
     latencies.sort_unstable();
-    let (elapsed, cpu) = (began.elapsed(), process_cpu().saturating_sub(cpu));
+    let (elapsed, cpu) = (began.elapsed(), Cpu::now().since(cpu));
     Ok(Sample {
         elapsed,
         latencies,
@@ -325,7 +323,8 @@ async fn bench(backend: Backend, options: &Options) -> Result<()> {
         let samples = repetition(backend, options).await?;
         for (&(path, clients), s) in phases.iter().zip(&samples) {
             println!(
-                "{:<8} rep {rep}  {:<12} {clients:>3} clients {:>6} bookings in {:>5.2} s  {:>6.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {:>4.0} µs CPU/booking",
+                "{} rep {rep}  {:<12} {clients:>2} clients {:>5} bookings in {:.2} s {:>5.0}/s  \
+                 p50 {:>6.2} ms  p99 {:>6.2} ms  CPU/booking: bench {:>4.0} µs, postgres {:>4.0} µs  others {:>2.0}%",
                 backend.name(),
                 path.label(),
                 s.latencies.len(),
@@ -333,7 +332,9 @@ async fn bench(backend: Backend, options: &Options) -> Result<()> {
                 RATE(s),
                 P50(s),
                 P99(s),
-                CPU_US(s),
+                OWN_CPU(s),
+                POSTGRES_CPU(s),
+                OTHERS(s),
             );
         }
         runs.push(samples);
@@ -350,19 +351,22 @@ async fn bench(backend: Backend, options: &Options) -> Result<()> {
     };
     println!(
         "\n{}, medians of {} repetitions:\n\n\
-         | phase | clients | bookings/s | p50 ms | p99 ms | CPU µs/booking |\n\
-         |---|---:|---:|---:|---:|---:|",
+         | phase | clients | bookings/s | p50 ms | p99 ms | CPU µs/booking: bench | postgres | others' CPU |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|",
         backend.name(),
         runs.len()
     );
     for (phase, &(path, clients)) in phases.iter().enumerate() {
-        let [rate, p50, p99, cpu] = [RATE, P50, P99, CPU_US].map(|metric| of(phase, metric));
+        let [rate, p50, p99, cpu, postgres, others] =
+            [RATE, P50, P99, OWN_CPU, POSTGRES_CPU, OTHERS].map(|metric| of(phase, metric));
         let label = path.label();
-        println!("| {label} | {clients} | {rate:.0} | {p50:.2} | {p99:.2} | {cpu:.0} |");
+        println!(
+            "| {label} | {clients} | {rate:.0} | {p50:.2} | {p99:.2} | {cpu:.0} | {postgres:.0} | {others:.0}% |"
+        );
         if path == Path::Direct {
-            let [rate, p50, p99, cpu] = [RATE, P50, P99, CPU_US].map(|m| ratio(phase - 1, m));
+            let [rate, p50, p99, cpu] = [RATE, P50, P99, OWN_CPU].map(|m| ratio(phase - 1, m));
             println!(
-                "| **gRPC / direct** | {clients} | **{rate:.2}×** | {p50:.2}× | {p99:.2}× | {cpu:.2}× |"
+                "| **gRPC / direct** | {clients} | **{rate:.2}×** | {p50:.2}× | {p99:.2}× | {cpu:.2}× | | |"
             );
         }
     }

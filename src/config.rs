@@ -15,6 +15,10 @@ use crate::relay::media::MediaSettings;
 use crate::scheduler::SchedulerSettings;
 use crate::server::HandshakeLimits;
 
+mod audit;
+
+pub use audit::{AuditSection, SyslogSection};
+
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "TELECONSULT_";
 
@@ -31,6 +35,8 @@ pub struct Config {
     pub relay: RelaySection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub audit: AuditSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -45,6 +51,10 @@ pub struct RelaySection {
     pub udp: bool,
     /// ICE over TCP (passive), for clinics whose firewalls drop UDP.
     pub tcp: bool,
+    /// One address for the ICE-TCP connections of every session (e.g. `0.0.0.0:443`),
+    /// advertised with `public_ips` when set; without it each connection listens on an
+    /// ephemeral port of its own.
+    pub ice_tcp_listen: Option<SocketAddr>,
     /// Minutes before a consultation's start its session opens.
     pub join_before_start_minutes: i64,
     /// Minutes after a consultation's end its session stays open.
@@ -63,6 +73,7 @@ impl Default for RelaySection {
             public_ips: Vec::new(),
             udp: true,
             tcp: true,
+            ice_tcp_listen: None,
             join_before_start_minutes: defaults.window.before_start.whole_minutes(),
             join_after_end_minutes: defaults.window.after_end.whole_minutes(),
             empty_grace_secs: defaults.empty_grace.as_secs(),
@@ -80,6 +91,7 @@ impl RelaySection {
                 public_ips: self.public_ips.clone(),
                 udp: self.udp,
                 tcp: self.tcp,
+                ice_tcp: self.ice_tcp_listen,
                 ..defaults.media
             },
             window: SessionWindow {
@@ -276,6 +288,22 @@ impl Config {
                 "relay: at least one of udp and tcp must be true".into(),
             ));
         }
+        if let Some(ice_tcp) = self.relay.ice_tcp_listen {
+            if !self.relay.tcp {
+                return Err(ConfigError::Invalid(
+                    "relay.ice_tcp_listen needs relay.tcp = true".into(),
+                ));
+            }
+            let listen = self.server.listen;
+            let overlapping = ice_tcp.ip() == listen.ip()
+                || ice_tcp.ip().is_unspecified()
+                || listen.ip().is_unspecified();
+            if ice_tcp.port() != 0 && ice_tcp.port() == listen.port() && overlapping {
+                return Err(ConfigError::Invalid(format!(
+                    "relay.ice_tcp_listen {ice_tcp} collides with server.listen {listen}"
+                )));
+            }
+        }
         if self.relay.quality_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "relay.quality_interval_secs must be at least 1".into(),
@@ -287,6 +315,7 @@ impl Config {
                     .into(),
             ));
         }
+        self.audit.validate()?;
         if self.database.url.trim().is_empty() {
             return Err(ConfigError::Invalid(
                 "database.url must not be empty".into(),
@@ -308,12 +337,15 @@ impl Config {
         if let Some(crl) = &mut self.tls.crl {
             resolve(crl);
         }
+        self.audit.resolve_paths(resolve);
         self
     }
 }
 
-/// Applies `TELECONSULT_SECTION__KEY=value` overrides. Variables without `__` are the
-/// command line's own (e.g. `TELECONSULT_CONFIG`) and are left alone.
+/// Applies `TELECONSULT_SECTION__KEY=value` overrides, and
+/// `TELECONSULT_SECTION__TABLE__KEY=value` for a table within a section (e.g.
+/// `[audit.syslog]`). Variables without `__` are the command line's own (e.g.
+/// `TELECONSULT_CONFIG`) and are left alone.
 fn apply_environment(
     table: &mut toml::Table,
     environment: impl IntoIterator<Item = (String, String)>,
@@ -330,7 +362,15 @@ fn apply_environment(
             message,
         };
         let (section, name) = (section.to_ascii_lowercase(), name.to_ascii_lowercase());
-        if section.is_empty() || name.is_empty() || name.contains("__") {
+        let (table_name, name) = match name.split_once("__") {
+            Some((table_name, key)) => (Some(table_name.to_owned()), key.to_owned()),
+            None => (None, name),
+        };
+        if section.is_empty()
+            || name.is_empty()
+            || name.contains("__")
+            || table_name.as_deref() == Some("")
+        {
             return Err(env_error("expected TELECONSULT_<SECTION>__<KEY>".into()));
         }
         // Numbers and booleans are read as TOML; anything else is a string.
@@ -343,9 +383,18 @@ fn apply_environment(
         let entry = table
             .entry(section.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let Some(section_table) = entry.as_table_mut() else {
+        let Some(mut section_table) = entry.as_table_mut() else {
             return Err(env_error(format!("{section} is not a section")));
         };
+        if let Some(table_name) = table_name {
+            let entry = section_table
+                .entry(table_name.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(inner) = entry.as_table_mut() else {
+                return Err(env_error(format!("{section}.{table_name} is not a table")));
+            };
+            section_table = inner;
+        }
         section_table.insert(name, value);
     }
     Ok(())
@@ -410,6 +459,40 @@ mod tests {
         assert!(error.to_string().contains("listen_port"), "{error}");
         let error = parse(MINIMAL, &[("TELECONSULT_STORAGE__URL", "x")]).unwrap_err();
         assert!(error.to_string().contains("storage"), "{error}");
+    }
+
+    #[test]
+    fn ice_tcp_listen_is_optional_and_checked() {
+        assert_eq!(
+            parse(MINIMAL, &[]).unwrap().relay.settings().media.ice_tcp,
+            None
+        );
+        let config = parse(
+            MINIMAL,
+            &[("TELECONSULT_RELAY__ICE_TCP_LISTEN", "0.0.0.0:443")],
+        )
+        .unwrap();
+        assert_eq!(
+            config.relay.settings().media.ice_tcp,
+            Some(SocketAddr::from(([0, 0, 0, 0], 443)))
+        );
+        let error = parse(
+            &format!("{MINIMAL}\n[relay]\nice_tcp_listen = \"0.0.0.0:443\"\ntcp = false\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("relay.tcp"), "{error}");
+        let error = parse(
+            MINIMAL,
+            &[
+                ("TELECONSULT_RELAY__ICE_TCP_LISTEN", "0.0.0.0:7443"),
+                ("TELECONSULT_SERVER__LISTEN", "10.0.0.5:7443"),
+            ],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("collides"), "{error}");
+        let error = parse(MINIMAL, &[("TELECONSULT_RELAY__ICE_TCP_LISTEN", "443")]).unwrap_err();
+        assert!(error.to_string().contains("socket address"), "{error}");
     }
 
     #[test]

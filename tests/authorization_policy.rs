@@ -226,6 +226,18 @@ const TABLE: &[(Action, On, [Expect; 5])] = &[
     (Action::EndSession,                Own,    [Deny,  Deny,  Deny,  Deny,  Deny]),
     (Action::EndSession,                Other,  [Deny,  Deny,  Deny,  Deny,  Deny]),
     (Action::EndSession,                All,    [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::AuditTimeline,             Own,    [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::AuditTimeline,             Other,  [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::AuditTimeline,             All,    [Deny,  Deny,  Deny,  Deny,  Deny]),
+    (Action::QueryAudit,                Own,    [Deny,  Deny,  Deny,  Allow, Allow]),
+    (Action::QueryAudit,                Other,  [Deny,  Deny,  Deny,  Deny,  Allow]),
+    (Action::QueryAudit,                All,    [Deny,  Deny,  Deny,  Deny,  Allow]),
+    (Action::ExportAudit,               Own,    [Deny,  Deny,  Deny,  Allow, Allow]),
+    (Action::ExportAudit,               Other,  [Deny,  Deny,  Deny,  Deny,  Allow]),
+    (Action::ExportAudit,               All,    [Deny,  Deny,  Deny,  Deny,  Allow]),
+    (Action::VerifyAudit,               Own,    [Deny,  Deny,  Deny,  Allow, Allow]),
+    (Action::VerifyAudit,               Other,  [Deny,  Deny,  Deny,  Allow, Allow]),
+    (Action::VerifyAudit,               All,    [Deny,  Deny,  Deny,  Allow, Allow]),
 ];
 
 /// What an action is applied to, which decides how its target is built.
@@ -273,7 +285,11 @@ fn applies(action: Action) -> AppliesTo {
         | Action::SignOpinion
         | Action::GetOpinion
         | Action::JoinSession
-        | Action::EndSession => AppliesTo::Institution,
+        | Action::EndSession
+        | Action::AuditTimeline
+        | Action::QueryAudit
+        | Action::ExportAudit
+        | Action::VerifyAudit => AppliesTo::Institution,
     }
 }
 

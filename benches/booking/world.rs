@@ -40,47 +40,26 @@ const DOCTORS: usize = 32;
 const DAYS: i64 = 15;
 
 const INSTITUTIONS: &str = r#"
-[[institutions]]
-id = "bench-clinic"
-kind = "inviting"
-name_zh = "比如县人民医院"
-name_en = "Bench clinic"
-
-[[institutions]]
-id = "bench-hospital"
-kind = "consulting"
-name_zh = "浙江大学医学院附属第二医院"
-name_en = "Bench hospital"
+institutions = [
+  { id = "bench-clinic", kind = "inviting", name_zh = "比如县人民医院", name_en = "Bench clinic" },
+  { id = "bench-hospital", kind = "consulting", name_zh = "浙大二院", name_en = "Bench hospital" },
+]
+"#;
+/// TOML 1.0 keeps an inline table on one line.
+const STAFF: &str = r#"{ id = "clinic-staff-{n}", institution = "bench-clinic", role = "clinic_staff", name_zh = "达瓦", name_en = "Nurse {n}" },
+"#;
+const DOCTOR: &str = r#"{ id = "doctor-{n}", institution = "bench-hospital", role = "doctor", name_zh = "陈明", name_en = "Doctor {n}", specialist = { specialties = ["cardiology"], title = "chief physician", languages = ["mandarin"], slot_minutes = 5 } },
 "#;
 
-const STAFF: &str = r#"
-[[users]]
-id = "clinic-staff-{n}"
-institution = "bench-clinic"
-role = "clinic_staff"
-name_zh = "达瓦"
-name_en = "Nurse {n}"
-"#;
-
-const DOCTOR: &str = r#"
-[[users]]
-id = "doctor-{n}"
-institution = "bench-hospital"
-role = "doctor"
-name_zh = "陈明"
-name_en = "Doctor {n}"
-
-[users.specialist]
-specialties = ["cardiology"]
-title = "chief physician"
-languages = ["mandarin"]
-slot_minutes = 5
-"#;
-
-fn numbered(template: &str, count: usize) -> String {
-    (0..count)
-        .map(|n| template.replace("{n}", &format!("{n:02}")))
-        .collect()
+/// The directory: [`INSTITUTIONS`], `staff` clinic staff and [`DOCTORS`] doctors.
+fn directory(staff: usize) -> String {
+    let numbered = |template: &str, count| -> String {
+        (0..count)
+            .map(|n| template.replace("{n}", &format!("{n:02}")))
+            .collect()
+    };
+    let users = numbered(STAFF, staff) + &numbered(DOCTOR, DOCTORS);
+    format!("{INSTITUTIONS}users = [\n{users}]\n")
 }
 
 pub fn staff(n: usize) -> String {
@@ -189,12 +168,7 @@ impl World {
         let operator = |action: &str, target: &str| {
             AuditEntry::new(Actor::local_operator(), action, target, Outcome::Ok)
         };
-        let text = format!(
-            "{INSTITUTIONS}{}{}",
-            numbered(STAFF, staff),
-            numbered(DOCTOR, DOCTORS)
-        );
-        let seed = teleconsult::directory_file::parse(&text)?;
+        let seed = teleconsult::directory_file::parse(&directory(staff))?;
         store
             .import_directory(&seed, operator("directory.import", "bench"))
             .await?;
@@ -234,8 +208,9 @@ impl World {
                 crl: Some(pki.crl()),
             },
             handshake: Default::default(),
+            relay: Default::default(),
+            audit: Default::default(),
             shutdown_grace: std::time::Duration::from_secs(1),
-            relay: teleconsult::relay::RelaySettings::default(),
             // No sweeps during the measurement.
             scheduler: teleconsult::scheduler::SchedulerSettings {
                 sweep_interval: std::time::Duration::from_secs(24 * 3600),

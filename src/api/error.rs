@@ -101,7 +101,9 @@ impl From<RelayError> for ApiError {
             RelayError::Room(RoomError::Signaling(message)) => {
                 ApiError::FailedPrecondition(message)
             }
-            RelayError::Room(error @ RoomError::WebRtc(_)) => ApiError::Internal(Box::new(error)),
+            error @ (RelayError::Room(RoomError::WebRtc(_)) | RelayError::IceTcp { .. }) => {
+                ApiError::Internal(Box::new(error))
+            }
         }
     }
 }

@@ -134,13 +134,21 @@ impl SessionService for Session {
         let relay = self.relay.clone();
         tokio::spawn(async move {
             let reason = loop {
-                match inbound.message().await {
+                let next = tokio::select! {
+                    () = member.ended() => break "session ended",
+                    next = inbound.message() => next,
+                };
+                match next {
                     Ok(Some(request)) => match from_participant(request) {
                         Ok(FromParticipant::Leave) => break "left",
                         Ok(message) => {
-                            if let Err(error) =
-                                relay.signal(&consultation.id, &member, message).await
-                            {
+                            let signaled = relay.signal(&consultation.id, &member, message).await;
+                            if let Err(crate::relay::RelayError::NotInSession(_)) = signaled {
+                                // The session ended as this message crossed it; the
+                                // participant has been told why.
+                                break "session ended";
+                            }
+                            if let Err(error) = signaled {
                                 tracing::info!(%error, user = member.user(), "signaling message refused");
                                 let text = ApiError::from(error).to_string();
                                 member.send(ToParticipant::Ended(text)).await;

@@ -2,6 +2,9 @@
 //! chained by SHA-256 so that any change to a stored record is detectable.
 
 pub mod chain;
+pub mod checkpoint;
+pub mod export;
+pub mod syslog;
 
 use std::fmt;
 use std::str::FromStr;

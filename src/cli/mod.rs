@@ -5,6 +5,7 @@ mod availability;
 mod client;
 mod consult;
 mod consultation_text;
+mod demo;
 mod directory;
 mod local_time;
 mod opinion;
@@ -94,6 +95,9 @@ enum Command {
         #[command(subcommand)]
         command: availability::AvailabilityCommand,
     },
+    /// The whole story in one command: a development broker on a fresh data directory,
+    /// a consult booked, held live (synthetic audio and video) and reported on.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logging(None);
             Ok(availability::run(command).await)
         }
+        Command::Demo(arguments) => demo::run(arguments, logging).await,
     }
 }
 

@@ -11,7 +11,8 @@ use serde_json::json;
 use teleconsult::audit::{Actor, AuditEntry, Outcome};
 use teleconsult::auth::pki::{ClientSubject, PkiDirectory, Validity};
 use teleconsult::config::{
-    Config, DatabaseSection, LogSection, RelaySection, SchedulingSection, ServerSection, TlsSection,
+    AuditSection, Config, DatabaseSection, LogSection, RelaySection, SchedulingSection,
+    ServerSection, TlsSection,
 };
 use teleconsult::directory_file;
 use teleconsult::server::{self, ServerSettings};
@@ -103,13 +104,14 @@ pub async fn run(
         shutdown_grace: config.server.shutdown_grace(),
         scheduler: config.scheduling.scheduler(),
         relay: config.relay.settings(),
+        audit: config.audit.settings(),
     };
     let events = teleconsult::events::ConsultationEvents::default();
     server::run(listener, settings, store, events, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn development_config(data_dir: &Path) -> Config {
+pub(super) fn development_config(data_dir: &Path) -> Config {
     let pki = PkiDirectory::new(data_dir.join("pki"));
     Config {
         server: ServerSection {
@@ -132,12 +134,13 @@ fn development_config(data_dir: &Path) -> Config {
             ..RelaySection::default()
         },
         log: LogSection::default(),
+        audit: AuditSection::default(),
     }
 }
 
 /// Makes the development PKI (once) and a client certificate for every user of the
 /// example directory that has none yet.
-fn prepare_development(data_dir: &Path) -> anyhow::Result<DirectorySeed> {
+pub(super) fn prepare_development(data_dir: &Path) -> anyhow::Result<DirectorySeed> {
     let seed =
         directory_file::parse(directory_file::EXAMPLE).context("the bundled example directory")?;
     let pki = PkiDirectory::new(data_dir.join("pki"));

@@ -43,10 +43,14 @@ pub enum Action {
     Watch,
     JoinSession,
     EndSession,
+    AuditTimeline,
+    QueryAudit,
+    ExportAudit,
+    VerifyAudit,
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 35] = [
         Action::WhoAmI,
         Action::GetInstitution,
         Action::ListInstitutions,
@@ -78,6 +82,10 @@ impl Action {
         Action::Watch,
         Action::JoinSession,
         Action::EndSession,
+        Action::AuditTimeline,
+        Action::QueryAudit,
+        Action::ExportAudit,
+        Action::VerifyAudit,
     ];
 
     /// The name recorded in the audit log.
@@ -114,6 +122,10 @@ impl Action {
             Action::Watch => "scheduling.watch",
             Action::JoinSession => "session.join",
             Action::EndSession => "session.end",
+            Action::AuditTimeline => "audit.timeline",
+            Action::QueryAudit => "audit.query",
+            Action::ExportAudit => "audit.export",
+            Action::VerifyAudit => "audit.verify",
         }
     }
 
@@ -256,7 +268,10 @@ fn allow_if(condition: bool, reason: impl FnOnce() -> String) -> Decision {
 /// Admins of the target's institution, and platform admins everywhere.
 fn institution_admin(principal: &Principal, target: &Target) -> Decision {
     if principal.role != Role::Admin {
-        return deny(format!("a {} cannot manage the directory", principal.role));
+        return deny(format!(
+            "a {} cannot do this: it is for admins",
+            principal.role
+        ));
     }
     match &target.institution {
         Some(institution) => allow_if(principal.is_admin_of(institution), || {
@@ -395,6 +410,10 @@ fn consultation_rule(principal: &Principal, action: Action, parties: &Parties) -
         Action::FileOpinion | Action::SignOpinion | Action::EndSession => {
             (standing.assigned_doctor, "the assigned doctor")
         }
+        Action::AuditTimeline => (
+            standing.admin,
+            "the admins of the inviting and the consulting institution",
+        ),
         Action::JoinSession => (
             standing.clinic_side
                 || standing.assigned_doctor
@@ -446,6 +465,14 @@ pub fn authorize(principal: &Principal, action: Action, target: &Target) -> Deci
             }
         }
 
+        // Admins read the audit records of their institution (records whose actor or
+        // target belongs to it); platform admins read all.
+        Action::QueryAudit | Action::ExportAudit => institution_admin(principal, target),
+        // Verifying the chain reveals only its integrity: any admin may.
+        Action::VerifyAudit => allow_if(principal.role == Role::Admin, || {
+            format!("a {} cannot verify the audit log", principal.role)
+        }),
+
         // Availability is public, like the directory; listings are filtered by
         // `scope`, live events by `can_see`.
         Action::GetAvailability
@@ -486,7 +513,8 @@ pub fn authorize(principal: &Principal, action: Action, target: &Target) -> Deci
         | Action::SignOpinion
         | Action::GetOpinion
         | Action::JoinSession
-        | Action::EndSession => deny("the consultation is not known"),
+        | Action::EndSession
+        | Action::AuditTimeline => deny("the consultation is not known"),
     }
 }
 

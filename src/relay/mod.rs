@@ -2,6 +2,7 @@
 //! lifecycle hooks a session drives (first join → IN_SESSION, end → AWAITING_REPORT)
 //! and the session log (joins, leaves, ICE states, quality) in the audit chain.
 
+pub mod ice_tcp;
 pub mod lifecycle;
 pub mod media;
 mod quality;
@@ -56,6 +57,11 @@ pub enum RelayError {
     Lifecycle(#[from] lifecycle::SessionLifecycleError),
     #[error("{0} is not in the session")]
     NotInSession(String),
+    #[error("ice-tcp: cannot listen on {address}: {source}")]
+    IceTcp {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The node's live sessions. Cheap to clone.
@@ -75,7 +81,39 @@ struct Inner {
 }
 
 impl Relay {
+    /// Starts the relay, and the shared ICE-TCP listener when `media.ice_tcp` is set.
+    pub fn start(
+        mut settings: RelaySettings,
+        store: SharedStore,
+        events: ConsultationEvents,
+    ) -> Result<Self, RelayError> {
+        if let Some(address) = settings.media.ice_tcp.filter(|_| settings.media.tcp) {
+            let mux = ice_tcp::IceTcpMux::bind(address, ice_tcp::IceTcpLimits::default())
+                .map_err(|source| RelayError::IceTcp { address, source })?;
+            settings.media.ice_tcp_mux = Some(mux);
+        }
+        Ok(Self::with_settings(settings, store, events))
+    }
+
+    /// [`Relay::start`], falling back to a listener per connection when the shared
+    /// ICE-TCP port cannot be bound.
     pub fn new(settings: RelaySettings, store: SharedStore, events: ConsultationEvents) -> Self {
+        match Self::start(settings.clone(), store.clone(), events.clone()) {
+            Ok(relay) => relay,
+            Err(error) => {
+                tracing::error!(%error, "ice-tcp: each connection gets a listener of its own");
+                let mut settings = settings;
+                settings.media.ice_tcp = None;
+                Self::with_settings(settings, store, events)
+            }
+        }
+    }
+
+    fn with_settings(
+        settings: RelaySettings,
+        store: SharedStore,
+        events: ConsultationEvents,
+    ) -> Self {
         let (notes, noted) = mpsc::unbounded_channel();
         let runtime = webrtc::runtime::default_runtime().expect("the tokio runtime is compiled in");
         let relay = Self {
@@ -222,6 +260,9 @@ impl Relay {
         )
         .await;
         if room.members().await.is_empty() {
+            // Counted from the last departure: any join or leave since makes this
+            // timer stale.
+            let epoch = room.presence_epoch();
             let relay = self.clone();
             let room = room.clone();
             let consultation = consultation.clone();
@@ -229,7 +270,7 @@ impl Relay {
                 tokio::select! {
                     () = relay.inner.stop.cancelled() => {}
                     () = tokio::time::sleep(relay.inner.settings.empty_grace) => {
-                        if room.members().await.is_empty() {
+                        if room.presence_epoch() == epoch && room.members().await.is_empty() {
                             let _ = relay
                                 .end(&consultation, Actor::system("relay"), "everyone left")
                                 .await;
@@ -248,7 +289,7 @@ impl Relay {
         actor: Actor,
         reason: &str,
     ) -> Result<(), RelayError> {
-        let room = self.inner.rooms.lock().await.remove(&consultation.id);
+        let room = self.room(&consultation.id).await;
         if let Some(room) = room {
             for member in room.members().await {
                 let summary = quality::summary(&member).await;
@@ -261,7 +302,16 @@ impl Relay {
                 )
                 .await;
             }
+            // Participants hear the reason before the room disappears, so a signal that
+            // crosses the end finds the room still there.
             room.close(reason).await;
+            let mut rooms = self.inner.rooms.lock().await;
+            if rooms
+                .get(&consultation.id)
+                .is_some_and(|r| Arc::ptr_eq(r, &room))
+            {
+                rooms.remove(&consultation.id);
+            }
         }
         let latest = self
             .inner
@@ -286,6 +336,9 @@ impl Relay {
     /// consultations stay IN_SESSION so that they can rejoin when the broker is back.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
+        if let Some(mux) = &self.inner.settings.media.ice_tcp_mux {
+            mux.stop();
+        }
         let rooms: Vec<_> = self
             .inner
             .rooms

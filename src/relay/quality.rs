@@ -4,10 +4,21 @@
 
 use std::time::Instant;
 
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
 use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
 
 use super::room::{Member, kind_name};
+
+/// The statistics report jitter in RTP timestamp units (RFC 3550 §6.4.1); in seconds
+/// that is divided by the codec's clock rate: 48 kHz for Opus, 90 kHz for video.
+fn jitter_seconds(units: f64, kind: RtpCodecKind) -> f64 {
+    let clock_rate = match kind {
+        RtpCodecKind::Audio => 48_000.0,
+        _ => 90_000.0,
+    };
+    units / clock_rate
+}
 
 /// A JSON summary of what `member`'s connection has carried so far.
 pub async fn summary(member: &Member) -> Value {
@@ -28,7 +39,7 @@ pub async fn summary(member: &Member) -> Value {
                     "packets": stream.packets_received,
                     "bytes": inbound.bytes_received,
                     "packets_lost": stream.packets_lost,
-                    "jitter_s": stream.jitter,
+                    "jitter_s": jitter_seconds(stream.jitter, stream.rtp_stream_stats.kind),
                     "nack_count": inbound.nack_count,
                     "pli_count": inbound.pli_count,
                 }));
@@ -49,7 +60,10 @@ pub async fn summary(member: &Member) -> Value {
                     "round_trip_time_s": remote.round_trip_time,
                     "fraction_lost": remote.fraction_lost,
                     "packets_lost": remote.received_rtp_stream_stats.packets_lost,
-                    "jitter_s": remote.received_rtp_stream_stats.jitter,
+                    "jitter_s": jitter_seconds(
+                        remote.received_rtp_stream_stats.jitter,
+                        remote.received_rtp_stream_stats.rtp_stream_stats.kind,
+                    ),
                 }));
             }
             _ => {}

@@ -116,9 +116,17 @@ pub struct Member {
     subscriptions: Mutex<Vec<Subscription>>,
     pub audio_muted: AtomicBool,
     pub video_muted: AtomicBool,
+    /// Cancelled when the participant leaves or the session ends, so that whatever
+    /// carries their signaling stops too.
+    ended: tokio_util::sync::CancellationToken,
 }
 
 impl Member {
+    /// Completes when the participant is no longer in the session.
+    pub async fn ended(&self) {
+        self.ended.cancelled().await;
+    }
+
     pub fn user(&self) -> &str {
         &self.info.user
     }
@@ -159,6 +167,9 @@ struct RoomState {
 pub struct Room {
     pub consultation: ConsultationId,
     pub session_id: String,
+    /// Bumped by every join and leave, so that a timer started when the room emptied
+    /// can tell whether anyone came and went since.
+    presence: AtomicU64,
     media: MediaSettings,
     runtime: Arc<dyn Runtime>,
     state: Mutex<RoomState>,
@@ -227,11 +238,16 @@ impl Room {
         Arc::new(Self {
             consultation,
             session_id,
+            presence: AtomicU64::new(0),
             media,
             runtime,
             state: Mutex::new(RoomState::default()),
             notes,
         })
+    }
+
+    pub fn presence_epoch(&self) -> u64 {
+        self.presence.load(Ordering::SeqCst)
     }
 
     pub async fn members(&self) -> Vec<Arc<Member>> {
@@ -271,11 +287,13 @@ impl Room {
             subscriptions: Mutex::new(Vec::new()),
             audio_muted: AtomicBool::new(false),
             video_muted: AtomicBool::new(false),
+            ended: tokio_util::sync::CancellationToken::new(),
         });
         let (others, published) = {
             let mut state = self.state.lock().await;
             let others: Vec<_> = state.members.values().cloned().collect();
             state.members.insert(info.user.clone(), member.clone());
+            self.presence.fetch_add(1, Ordering::SeqCst);
             (others, state.published.clone())
         };
         member
@@ -312,7 +330,10 @@ impl Room {
         member.pc.set_local_description(offer.clone()).await?;
         negotiation.awaiting_answer = true;
         drop(negotiation);
-        member.send(ToParticipant::Offer(offer.sdp)).await;
+        // The candidates in the offer as clients must use them (shared ICE-TCP port,
+        // public addresses), not as the media stack bound them.
+        let sdp = media::Advertisement::new(&self.media).sdp(&offer.sdp);
+        member.send(ToParticipant::Offer(sdp)).await;
         Ok(())
     }
 
@@ -379,9 +400,17 @@ impl Room {
     /// A participant's track arrived: forward it to everyone else.
     async fn publish(self: &Arc<Self>, publisher: &str, track: Arc<dyn TrackRemote>) {
         let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
-        let Some(codec) = track.codec(ssrc).await else {
-            tracing::warn!(publisher, "track without a codec; not forwarded");
-            return;
+        let codec = match track.codec(ssrc).await {
+            Some(codec) => codec,
+            // Under load the codec may be known only once the first packet arrived
+            // (while the publisher's connection renegotiated): wait for it.
+            None => match first_packet_codec(&track).await {
+                Some(codec) => codec,
+                None => {
+                    tracing::warn!(publisher, "track without a codec; not forwarded");
+                    return;
+                }
+            },
         };
         let published = Arc::new(Published {
             publisher: publisher.to_owned(),
@@ -497,6 +526,7 @@ impl Room {
         let (member, gone_tracks, others) = {
             let mut state = self.state.lock().await;
             let member = state.members.remove(user)?;
+            self.presence.fetch_add(1, Ordering::SeqCst);
             let (gone, kept): (Vec<_>, Vec<_>) =
                 state.published.drain(..).partition(|t| t.publisher == user);
             state.published = kept;
@@ -514,6 +544,7 @@ impl Room {
             subscription.tasks.iter().for_each(JoinHandle::abort);
         }
         let _ = member.pc.close().await;
+        member.ended.cancel();
         for other in &others {
             other
                 .send(ToParticipant::ParticipantLeft(member.info.clone()))
@@ -558,10 +589,29 @@ impl Room {
                 subscription.tasks.iter().for_each(JoinHandle::abort);
             }
             let _ = member.pc.close().await;
+            member.ended.cancel();
         }
         self.state.lock().await.published.clear();
         members
     }
+}
+
+/// The codec of a track, learnt from its first packets (for at most 5 s).
+async fn first_packet_codec(track: &Arc<dyn TrackRemote>) -> Option<RTCRtpCodec> {
+    let wait = async {
+        while let Some(event) = track.poll().await {
+            if let TrackRemoteEvent::OnRtpPacket(packet) = event
+                && let Some(codec) = track.codec(packet.header.ssrc).await
+            {
+                return Some(codec);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Reads a published track and hands each packet to every subscriber's queue. A full

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rtc::ice::network_type::NetworkType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -23,6 +24,7 @@ use webrtc::peer_connection::{
     RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
     Registry, SettingEngineBuilder, register_default_interceptors,
 };
+use webrtc::runtime::Runtime;
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::session_service_client::SessionServiceClient;
@@ -87,6 +89,9 @@ struct Events {
     received: Received,
     latencies_us: Option<Arc<std::sync::Mutex<Vec<u32>>>>,
     connected: Arc<AtomicBool>,
+    /// Behind a firewall that admits no incoming connections: offer only candidates
+    /// that connect out.
+    active_tcp_only: bool,
 }
 
 fn now_micros() -> u64 {
@@ -100,6 +105,9 @@ fn now_micros() -> u64 {
 impl PeerConnectionEventHandler for Events {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(init) = event.candidate.to_json() {
+            if self.active_tcp_only && init.candidate.contains("tcptype passive") {
+                return;
+            }
             let candidate = pb::IceCandidate {
                 candidate: init.candidate,
                 sdp_mid: init.sdp_mid.unwrap_or_default(),
@@ -215,6 +223,28 @@ impl SyntheticParticipant {
         consultation: &str,
         media: SyntheticMedia,
     ) -> Result<SyntheticParticipant, tonic::Status> {
+        Self::join_with_runtime(channel, user, consultation, media, None).await
+    }
+
+    /// The same, with the participant's sockets, timers and tasks on `runtime` (tests
+    /// pass one that delays and drops datagrams, to stand in for a plateau link).
+    pub async fn join_over(
+        channel: Channel,
+        user: &str,
+        consultation: &str,
+        media: SyntheticMedia,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<SyntheticParticipant, tonic::Status> {
+        Self::join_with_runtime(channel, user, consultation, media, Some(runtime)).await
+    }
+
+    async fn join_with_runtime(
+        channel: Channel,
+        user: &str,
+        consultation: &str,
+        media: SyntheticMedia,
+        runtime: Option<Arc<dyn Runtime>>,
+    ) -> Result<SyntheticParticipant, tonic::Status> {
         let (to_broker, outgoing) = mpsc::channel::<pb::SignalRequest>(256);
         let join = pb::SignalRequest {
             message: Some(In::Join(pb::JoinSession {
@@ -244,31 +274,33 @@ impl SyntheticParticipant {
             register_default_interceptors(Registry::new(), &mut engine).map_err(webrtc_error)?;
         let (udp, tcp): (Vec<String>, Vec<String>) = match media.transport {
             Transport::Udp => (vec!["127.0.0.1:0".into()], vec![]),
-            // No sockets of its own: only active TCP connections to the broker.
-            Transport::TcpOnly => (vec![], vec![]),
+            // No UDP socket. webrtc-rs derives its active ICE-TCP candidate (the one
+            // that dials the broker's passive candidates) from a bound TCP address, so
+            // one is bound; its passive candidate is never sent to the broker.
+            Transport::TcpOnly => (vec![], vec!["127.0.0.1:0".into()]),
         };
-        let pc: Arc<dyn PeerConnection> = Arc::new(
-            PeerConnectionBuilder::new()
-                .with_configuration(RTCConfigurationBuilder::new().build())
-                .with_media_engine(engine)
-                .with_interceptor_registry(registry)
-                .with_setting_engine(
-                    SettingEngineBuilder::new()
-                        .with_include_loopback_candidate(true)
-                        .build(),
-                )
-                .with_handler(Arc::new(Events {
-                    to_broker: to_broker.clone(),
-                    received: received.clone(),
-                    latencies_us: media.measure_latency.then(|| latencies_us.clone()),
-                    connected: connected.clone(),
-                }))
-                .with_udp_addrs(udp)
-                .with_tcp_addrs(tcp)
-                .build()
-                .await
-                .map_err(webrtc_error)?,
-        );
+        let mut settings = SettingEngineBuilder::new().with_include_loopback_candidate(true);
+        if media.transport == Transport::TcpOnly {
+            settings = settings.with_network_types(vec![NetworkType::Tcp4]);
+        }
+        let mut builder = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings.build())
+            .with_handler(Arc::new(Events {
+                to_broker: to_broker.clone(),
+                received: received.clone(),
+                latencies_us: media.measure_latency.then(|| latencies_us.clone()),
+                connected: connected.clone(),
+                active_tcp_only: media.transport == Transport::TcpOnly,
+            }))
+            .with_udp_addrs(udp)
+            .with_tcp_addrs(tcp);
+        if let Some(runtime) = runtime {
+            builder = builder.with_runtime(runtime);
+        }
+        let pc: Arc<dyn PeerConnection> = Arc::new(builder.build().await.map_err(webrtc_error)?);
         let seed = user
             .bytes()
             .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
@@ -350,6 +382,9 @@ async fn answer_offers(
     ended: Arc<AtomicBool>,
 ) {
     let mut tracks_added = false;
+    // Candidates that arrive before the first offer wait for it (trickle ICE does not
+    // order them); a TCP-only participant cannot do without the broker's passive one.
+    let mut early: Vec<RTCIceCandidateInit> = Vec::new();
     while let Ok(Some(response)) = incoming.message().await {
         let Some(message) = response.message else {
             continue;
@@ -359,6 +394,9 @@ async fn answer_offers(
                 let answered = async {
                     pc.set_remote_description(RTCSessionDescription::offer(offer.sdp.clone())?)
                         .await?;
+                    for candidate in early.drain(..) {
+                        let _ = pc.add_ice_candidate(candidate).await;
+                    }
                     if !tracks_added {
                         // Reuses the broker's receive-only sections for our media.
                         for track in &tracks {
@@ -397,7 +435,11 @@ async fn answer_offers(
                         .filter(|u| !u.is_empty()),
                     ..Default::default()
                 };
-                let _ = pc.add_ice_candidate(init).await;
+                if pc.remote_description().await.is_none() {
+                    early.push(init);
+                } else {
+                    let _ = pc.add_ice_candidate(init).await;
+                }
             }
             Out::Ended(_) => ended.store(true, Ordering::Relaxed),
             _ => {}

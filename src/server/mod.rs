@@ -1,6 +1,7 @@
 //! The broker's gRPC server: mutual TLS on every connection, the teleconsult services,
 //! gRPC health and server reflection.
 
+mod audit_tasks;
 mod incoming;
 
 use std::future::Future;
@@ -13,10 +14,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
-use crate::api::{Directory, Scheduling, Session};
+use crate::api::{Audit, Directory, Scheduling, Session};
 use crate::audit::{Actor, AuditEntry, Outcome};
 use crate::auth::tls::{self, HandshakeRefusal, TlsFiles};
 use crate::events::ConsultationEvents;
+use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
 use crate::proto::v1::scheduling_service_server::SchedulingServiceServer;
 use crate::proto::v1::session_service_server::SessionServiceServer;
@@ -24,6 +26,7 @@ use crate::relay::{Relay, RelaySettings};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::SharedStore;
 
+pub use audit_tasks::{AuditSettings, AuditTaskError};
 pub use incoming::HandshakeLimits;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,10 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Audit(#[from] AuditTaskError),
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayError),
 }
 
 /// Everything the server needs besides its socket.
@@ -45,6 +52,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     pub scheduler: SchedulerSettings,
     pub relay: RelaySettings,
+    /// Signed checkpoints of the audit log and forwarding to an audit repository.
+    pub audit: AuditSettings,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting, lets calls
@@ -58,9 +67,12 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let (refusals, refused) = mpsc::channel(256);
     let (tls_config, revocations) = tls::server_config(&settings.tls, Some(refusals), &[b"h2"])?;
+    let audit_tasks = audit_tasks::AuditTasks::start(&settings.audit, &settings.tls, &store)?;
     let stop = CancellationToken::new();
     let auditor = tokio::spawn(audit_refusals(refused, store.clone()));
-    let relay = Relay::new(settings.relay.clone(), store.clone(), events.clone());
+    // A shared ICE-TCP port that cannot be bound stops start-up: clinics behind
+    // firewalls depend on it.
+    let relay = Relay::start(settings.relay.clone(), store.clone(), events.clone())?;
     let scheduler = tokio::spawn(
         Scheduler::new(store.clone(), events.clone(), settings.scheduler).run(stop.clone()),
     );
@@ -99,8 +111,12 @@ pub async fn run(
         )))
         .add_service(SessionServiceServer::new(Session::new(
             store.clone(),
-            revocations,
+            revocations.clone(),
             relay.clone(),
+        )))
+        .add_service(AuditServiceServer::new(Audit::new(
+            store.clone(),
+            revocations,
         )))
         .serve_with_incoming_shutdown(incoming, async {
             shutdown.await;
@@ -140,7 +156,11 @@ pub async fn run(
     // The verifier holds the refusal sender; once the server is gone the auditor drains
     // what is queued and ends.
     drop(store);
-    let _ = auditor.await;
+    // Bounded: a connection tonic could not close would keep the sender alive.
+    let _ = tokio::time::timeout(Duration::from_secs(5), auditor).await;
+    // Last, once nothing else records: the final checkpoint, then the forwarder sends
+    // what is left.
+    audit_tasks.stop().await;
     served?;
     tracing::info!("server stopped");
     Ok(())

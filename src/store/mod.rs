@@ -5,6 +5,7 @@
 //! method that changes state takes the [`AuditEntry`] describing the change, and either
 //! both are committed or neither is.
 
+mod audit_support;
 mod error;
 pub mod postgres;
 mod rows;
@@ -27,6 +28,7 @@ use crate::domain::opinion::OpinionReport;
 use crate::domain::policy::ConsultationScope;
 use crate::domain::schedule::{Availability, Window};
 
+pub use audit_support::{AuditSupportStore, check_latest_checkpoint, write_checkpoint};
 pub use error::StoreError;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -60,6 +62,29 @@ pub struct ConsultationFilter {
     pub limit: PageSize,
 }
 
+/// A selection of audit records. Every filter is optional and they combine with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Records at or after this time.
+    pub from: Option<OffsetDateTime>,
+    /// Records before this time.
+    pub to: Option<OffsetDateTime>,
+    /// Records whose actor or target belongs to this institution, including records
+    /// about consultations it invites or gives.
+    pub institution: Option<String>,
+    pub user: Option<String>,
+    pub role: Option<String>,
+    /// An exact target, e.g. `consultation:c-…`.
+    pub target: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<crate::audit::Outcome>,
+    /// Newest first (descending seq) instead of oldest first.
+    pub newest_first: bool,
+    /// Continue after this record (in the query's order): the page token.
+    pub after_seq: Option<u64>,
+    pub limit: PageSize,
+}
+
 /// A signed opinion with the audit record that carries its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedOpinion {
@@ -89,7 +114,7 @@ pub fn consultation_sort_key(consultation: &Consultation) -> i64 {
 
 /// The store: one interface, in parts by area, implemented by each backend.
 #[async_trait]
-pub trait Store: SchedulingStore + Send + Sync + 'static {
+pub trait Store: SchedulingStore + AuditSupportStore + Send + Sync + 'static {
     // Directory: institutions.
     async fn create_institution(&self, institution: &Institution, audit: AuditEntry) -> Result<()>;
     async fn update_institution(
@@ -136,6 +161,8 @@ pub trait Store: SchedulingStore + Send + Sync + 'static {
     // Audit log.
     /// Appends a record that accompanies no change, such as a refused call.
     async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord>;
+    /// The records `query` selects, in its order.
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
     /// Up to `limit` records with `seq > after`, in chain order.
     async fn audit_records(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>>;
     /// Recomputes the whole chain.

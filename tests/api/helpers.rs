@@ -233,6 +233,7 @@ impl TestApp {
                 ..Default::default()
             },
             relay: test_relay_settings(),
+            audit: Default::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -4,9 +4,11 @@
 mod helpers;
 
 mod audit;
+mod audit_api;
 mod authorization;
 mod cli;
 mod cli_client;
+mod demo;
 mod directory;
 mod health;
 mod interop;

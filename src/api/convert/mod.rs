@@ -1,6 +1,7 @@
 //! Protobuf messages to domain values and back. A message becomes a domain value only
 //! here; a failed conversion names the offending field.
 
+pub mod audit;
 pub mod scheduling;
 pub mod session;
 

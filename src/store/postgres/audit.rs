@@ -7,8 +7,8 @@ use tokio_postgres::Row;
 use super::error::postgres_error;
 use super::query::{self, column};
 use crate::audit::{AuditEntry, AuditRecord, chain};
-use crate::store::Result;
-use crate::store::rows::AuditRow;
+use crate::store::rows::{AuditRow, micros};
+use crate::store::{AuditQuery, Result};
 
 /// Appends `entry` to the chain inside the caller's transaction. The head stays locked
 /// until that transaction ends, so records commit in the order of their seq.
@@ -72,6 +72,59 @@ pub async fn records(
                 action, target, target_institution, outcome, details, prev_hash, hash
          FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
         &[&i64::try_from(after).unwrap_or(i64::MAX), &i64::from(limit)],
+    )
+    .await
+    .map_err(postgres_error)?;
+    rows.iter()
+        .map(|row| audit_row(row).map(AuditRow::into_record))
+        .collect()
+}
+
+/// The records `query` selects, in its order.
+pub async fn select(client: &impl GenericClient, filter: &AuditQuery) -> Result<Vec<AuditRecord>> {
+    let order = if filter.newest_first { "DESC" } else { "ASC" };
+    let cursor = if filter.newest_first {
+        "seq < $9"
+    } else {
+        "seq > $9"
+    };
+    let sql = format!(
+        "SELECT seq, at_us, actor_user, actor_institution, actor_role, actor_fingerprint,
+                action, target, target_institution, outcome, details, prev_hash, hash
+         FROM audit_log
+         WHERE ($1::BIGINT IS NULL OR at_us >= $1)
+           AND ($2::BIGINT IS NULL OR at_us < $2)
+           AND ($3::TEXT IS NULL OR actor_institution = $3 OR target_institution = $3
+                OR (target LIKE 'consultation:%' AND EXISTS (
+                    SELECT 1 FROM consultations c
+                    WHERE 'consultation:' || c.id = audit_log.target
+                      AND (c.inviting_institution_id = $3 OR c.consulting_institution_id = $3))))
+           AND ($4::TEXT IS NULL OR actor_user = $4)
+           AND ($5::TEXT IS NULL OR actor_role = $5)
+           AND ($6::TEXT IS NULL OR target = $6)
+           AND ($7::TEXT IS NULL OR action = $7)
+           AND ($8::TEXT IS NULL OR outcome = $8)
+           AND ($9::BIGINT IS NULL OR {cursor})
+         ORDER BY seq {order}
+         LIMIT $10"
+    );
+    let rows = query::rows(
+        client,
+        &sql,
+        &[
+            &filter.from.map(micros),
+            &filter.to.map(micros),
+            &filter.institution,
+            &filter.user,
+            &filter.role,
+            &filter.target,
+            &filter.action,
+            &filter.outcome.map(|o| o.as_str()),
+            &filter
+                .after_seq
+                .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX)),
+            &i64::from(filter.limit.get()),
+        ],
     )
     .await
     .map_err(postgres_error)?;

@@ -16,6 +16,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_scheduling.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_audit_queries.sql"),
+    ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_audit_checkpoints_and_forwarding.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations: "tc-migra" in ASCII.

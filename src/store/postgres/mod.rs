@@ -3,6 +3,7 @@
 //! chain ordered across nodes by a lock on its head row.
 
 mod audit;
+mod audit_support;
 mod directory;
 mod error;
 mod migrate;
@@ -21,7 +22,7 @@ use tokio_postgres::NoTls;
 use tracing::instrument;
 
 use self::error::{pool_error, postgres_error};
-use super::{DirectorySeed, ImportSummary, Result, Store, StoreError};
+use super::{AuditQuery, DirectorySeed, ImportSummary, Result, Store, StoreError};
 use crate::audit::{AuditEntry, AuditRecord};
 use crate::domain::directory::{
     Institution, InstitutionKind, InstitutionUpdate, Specialist, SpecialistProfile,
@@ -230,6 +231,10 @@ impl Store for PostgresStore {
         let record = audit::append(&transaction, entry).await?;
         commit(transaction).await?;
         Ok(record)
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        audit::select(&self.client().await?, query).await
     }
 
     async fn audit_records(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>> {

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: WAL journal, durable commits (synchronous=FULL), one
 //! writer thread with group commit, and a pool of read-only connections.
 
+mod audit_support;
 mod scheduling;
 mod writer;
 
@@ -13,7 +14,7 @@ use tracing::instrument;
 
 use self::writer::Writer;
 use super::rows::{self, AuditRow, SpecialistRow};
-use super::{DirectorySeed, ImportSummary, Result, Store, StoreError};
+use super::{AuditQuery, DirectorySeed, ImportSummary, Result, Store, StoreError};
 use crate::audit::{AuditEntry, AuditRecord, chain};
 use crate::domain::directory::{
     Institution, InstitutionKind, InstitutionUpdate, Specialist, SpecialistProfile,
@@ -27,6 +28,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0001_directory_and_audit.sql"),
     ),
     (2, include_str!("../migrations/sqlite/0002_scheduling.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_audit_queries.sql"),
+    ),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_audit_checkpoints_and_forwarding.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -691,6 +700,61 @@ impl Store for SqliteStore {
         self.writer
             .write(move |connection| append_audit(connection, entry))
             .await
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let query = query.clone();
+        let order = if query.newest_first { "DESC" } else { "ASC" };
+        let cursor = if query.newest_first {
+            "seq < ?9"
+        } else {
+            "seq > ?9"
+        };
+        let sql = format!(
+            "SELECT seq, at_us, actor_user, actor_institution, actor_role, actor_fingerprint,
+                    action, target, target_institution, outcome, details, prev_hash, hash
+             FROM audit_log
+             WHERE (?1 IS NULL OR at_us >= ?1)
+               AND (?2 IS NULL OR at_us < ?2)
+               AND (?3 IS NULL OR actor_institution = ?3 OR target_institution = ?3
+                    OR (target LIKE 'consultation:%' AND EXISTS (
+                        SELECT 1 FROM consultations c
+                        WHERE 'consultation:' || c.id = audit_log.target
+                          AND (c.inviting_institution_id = ?3 OR c.consulting_institution_id = ?3))))
+               AND (?4 IS NULL OR actor_user = ?4)
+               AND (?5 IS NULL OR actor_role = ?5)
+               AND (?6 IS NULL OR target = ?6)
+               AND (?7 IS NULL OR action = ?7)
+               AND (?8 IS NULL OR outcome = ?8)
+               AND (?9 IS NULL OR {cursor})
+             ORDER BY seq {order}
+             LIMIT ?10"
+        );
+        self.read(move |connection| {
+            let mut statement = connection.prepare(&sql).map_err(sqlite_error)?;
+            let rows = statement
+                .query_map(
+                    params![
+                        query.from.map(rows::micros),
+                        query.to.map(rows::micros),
+                        query.institution,
+                        query.user,
+                        query.role,
+                        query.target,
+                        query.action,
+                        query.outcome.map(|o| o.as_str()),
+                        query
+                            .after_seq
+                            .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX)),
+                        query.limit.get()
+                    ],
+                    audit_row,
+                )
+                .map_err(sqlite_error)?;
+            rows.map(|row| row.map(AuditRow::into_record).map_err(sqlite_error))
+                .collect()
+        })
+        .await
     }
 
     async fn audit_records(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>> {

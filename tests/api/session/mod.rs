@@ -1,5 +1,7 @@
 //! The live consult over real mTLS signaling and real webrtc-rs peers on loopback.
 
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use teleconsult::audit::Actor;
@@ -9,14 +11,32 @@ use teleconsult::domain::consultation::{
 };
 use teleconsult::domain::ids::{InstitutionId, Specialty, UserId};
 use teleconsult::domain::schedule::Window;
-use teleconsult::proto::v1::EndSessionRequest;
 use teleconsult::proto::v1::session_service_client::SessionServiceClient;
-use tonic::Code;
-
-use crate::helpers::TestApp;
+use teleconsult::proto::v1::signal_response::Message as Out;
+use teleconsult::proto::v1::{EndSessionRequest, InviteParticipantRequest};
 use teleconsult::relay::synthetic::{
     SyntheticMedia, SyntheticParticipant as Participant, eventually,
 };
+use tonic::Code;
+
+use crate::helpers::TestApp;
+
+mod ice_tcp;
+mod impaired;
+mod invite;
+mod lifecycle;
+mod session_log;
+mod signaling;
+mod three_party;
+mod waiting_room;
+
+/// The clinic nurse, the assigned cardiologist and the interpreter of the fixture.
+const NURSE: &str = "biru-nurse-dawa";
+const DOCTOR: &str = "zju2-cardio-chen";
+const INTERPRETER: &str = "biru-interpreter-norbu";
+
+/// How long media and signaling may take to arrive on a loaded 2-core machine.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A cardiology consultation between Biru's nurse and ZJU2's cardiologist, starting
 /// `starts_in` from now, booked and (optionally) consented through the store.
@@ -95,6 +115,126 @@ fn rand_bytes() -> [u8; 10] {
 
 async fn state(app: &TestApp, id: &ConsultationId) -> ConsultationState {
     app.store.consultation(id).await.unwrap().unwrap().state
+}
+
+/// Joins `id` as `user` with the default synthetic media; the join must be admitted.
+async fn join(app: &TestApp, user: &str, id: &str) -> Participant {
+    Participant::join(app.channel_as(user), user, id, SyntheticMedia::default())
+        .await
+        .unwrap_or_else(|status| panic!("{user} was refused: {status:?}"))
+}
+
+/// The doctor invites `invitee` through the real SchedulingService.
+async fn invite(app: &TestApp, id: &str, invitee: &str) {
+    app.scheduling_as(DOCTOR)
+        .invite_participant(InviteParticipantRequest {
+            id: id.to_owned(),
+            user_id: invitee.to_owned(),
+        })
+        .await
+        .unwrap_or_else(|status| panic!("inviting {invitee}: {status:?}"));
+}
+
+/// Packets `receiver` has had from `publisher`: (audio, video).
+fn from(receiver: &Participant, publisher: &str) -> (u64, u64) {
+    (
+        receiver.received_from(publisher, "audio"),
+        receiver.received_from(publisher, "video"),
+    )
+}
+
+/// What each participant has had from each other one: (receiver, publisher) → counts.
+type Counts = HashMap<(String, String), (u64, u64)>;
+
+fn snapshot(participants: &[&Participant]) -> Counts {
+    let mut counts = Counts::new();
+    for receiver in participants {
+        for publisher in participants.iter().filter(|p| p.user != receiver.user) {
+            counts.insert(
+                (receiver.user.clone(), publisher.user.clone()),
+                from(receiver, &publisher.user),
+            );
+        }
+    }
+    counts
+}
+
+/// Waits until every participant has received, since `before`, more than half a
+/// second of audio and of video from every other one.
+async fn media_flows(participants: &[&Participant], before: &Counts) {
+    // At the default rates each kind is ~50 packets a second.
+    const AT_LEAST: u64 = 25;
+    let grew = |now: &Counts| {
+        now.iter().all(|(pair, (audio, video))| {
+            let (audio0, video0) = before.get(pair).copied().unwrap_or_default();
+            *audio > audio0 + AT_LEAST && *video > video0 + AT_LEAST
+        })
+    };
+    let flowing = eventually(PATIENCE, || grew(&snapshot(participants))).await;
+    assert!(
+        flowing,
+        "media did not flow between every pair; before {before:?}, now {:?}",
+        snapshot(participants)
+    );
+}
+
+/// The signaling messages `participant` has had so far, in order.
+async fn events(participant: &Participant) -> Vec<Out> {
+    participant.events.lock().await.clone()
+}
+
+/// Waits until `participant` has had a message matching `wanted`.
+async fn receives(participant: &Participant, wanted: impl Fn(&Out) -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if participant.events.lock().await.iter().any(&wanted) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn ended(participant: &Participant) -> bool {
+    participant.ended.load(Ordering::Relaxed)
+}
+
+fn offers(events: &[Out]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Out::Description(d) if d.r#type == "offer"))
+        .count()
+}
+
+/// Waits until consultation `id`'s session log holds `count` records of `action`.
+async fn logged(app: &TestApp, id: &str, action: &str, count: usize) -> bool {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let logged = session_log(app, id)
+            .await
+            .iter()
+            .filter(|e| e.action == action)
+            .count();
+        if logged >= count {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The session log of consultation `id`, in order.
+async fn session_log(app: &TestApp, id: &str) -> Vec<teleconsult::audit::AuditEntry> {
+    app.audit_records()
+        .await
+        .into_iter()
+        .map(|r| r.entry)
+        .filter(|e| e.target == format!("consultation:{id}"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
