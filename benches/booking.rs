@@ -237,7 +237,8 @@ const OTHERS: Metric = |s| s.cpu.others_share() * 100.0;
 
 /// Runs each booker in a task of its own: warm-up calls, then all start together and
 /// book until `length` has passed or [`MAX_BOOKINGS`] have been made.
-async fn measure(bookers: Vec<Booker>, slots: &Arc<Slots>, length: Duration) -> Result<Sample> {
+async fn measure(bookers: Vec<Booker>, world: &World, length: Duration) -> Result<Sample> {
+    let (slots, database) = (&world.slots, world.postgres_database.as_deref());
     let start_line = Arc::new(Barrier::new(bookers.len() + 1));
     let started = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = bookers
@@ -268,13 +269,13 @@ async fn measure(bookers: Vec<Booker>, slots: &Arc<Slots>, length: Duration) -> 
         })
         .collect();
     start_line.wait().await;
-    let (began, cpu) = (Instant::now(), Cpu::now());
+    let (began, cpu) = (Instant::now(), Cpu::now(database));
     let mut latencies = Vec::new();
     for worker in workers {
         latencies.extend(worker.await??);
     }
     latencies.sort_unstable();
-    let (elapsed, cpu) = (began.elapsed(), Cpu::now().since(cpu));
+    let (elapsed, cpu) = (began.elapsed(), Cpu::now(database).since(cpu));
     Ok(Sample {
         elapsed,
         latencies,
@@ -289,7 +290,7 @@ async fn repetition(backend: Backend, options: &Options) -> Result<Vec<Sample>> 
     for (path, clients) in phases(options) {
         let length = Duration::from_secs(options.seconds);
         let sample = match bookers(&world, path, clients).await {
-            Ok(bookers) => measure(bookers, &world.slots, length).await,
+            Ok(bookers) => measure(bookers, &world, length).await,
             Err(error) => Err(error),
         };
         match sample {
@@ -376,6 +377,15 @@ async fn bench(backend: Backend, options: &Options) -> Result<()> {
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without
+    // it, and a measurement is not a test: say so and stop.
+    if !std::env::args().any(|argument| argument == "--bench") {
+        println!(
+            "a benchmark: run it with `cargo bench --bench {}`",
+            env!("CARGO_CRATE_NAME")
+        );
+        return;
+    }
     let options = Options::parse();
     teleconsult::server::init_crypto();
     let backends: &[Backend] = match options.backend {

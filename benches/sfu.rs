@@ -262,6 +262,15 @@ fn load_average() -> String {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without
+    // it, and a measurement is not a test: say so and stop.
+    if !std::env::args().any(|argument| argument == "--bench") {
+        println!(
+            "a benchmark: run it with `cargo bench --bench {}`",
+            env!("CARGO_CRATE_NAME")
+        );
+        return Ok(());
+    }
     let options = Options::parse();
     teleconsult::server::init_crypto();
     if let Some(plan) = &options.clients {

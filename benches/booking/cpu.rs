@@ -3,6 +3,7 @@
 //! a phase disturbed by other work on the machine shows as such.
 
 use std::fs;
+use std::path::Path;
 
 /// CPU time in ticks of 10 ms (Linux's USER_HZ).
 #[derive(Clone, Copy, Default)]
@@ -22,17 +23,27 @@ fn process_ticks(stat: &str) -> u64 {
 }
 
 impl Cpu {
-    pub fn now() -> Cpu {
-        let read = |path: &std::path::Path| fs::read_to_string(path).unwrap_or_default();
+    /// `database` picks out the PostgreSQL backends serving the bench from those of
+    /// anyone else on the same server; the server's own processes (writers,
+    /// checkpointer) count whoever they work for.
+    pub fn now(database: Option<&str>) -> Cpu {
+        let read = |path: &Path| fs::read_to_string(path).unwrap_or_default();
+        let ours = |process: &Path| {
+            // e.g. `postgres: postgres tc_bench_1_2 127.0.0.1(50412) idle`
+            let title = read(&process.join("cmdline"));
+            let client = title.contains('(') || title.contains("[local]");
+            !client || database.is_some_and(|name| title.contains(name))
+        };
         let postgres = fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|process| read(&process.path().join("comm")).trim() == "postgres")
-            .map(|process| process_ticks(&read(&process.path().join("stat"))))
+            .map(|entry| entry.path())
+            .filter(|process| read(&process.join("comm")).trim() == "postgres" && ours(process))
+            .map(|process| process_ticks(&read(&process.join("stat"))))
             .sum();
         // cpu  user nice system idle iowait irq softirq steal ...
-        let stat = read("/proc/stat".as_ref());
+        let stat = read(Path::new("/proc/stat"));
         let machine: Vec<u64> = (stat.lines().next().unwrap_or_default().split_whitespace())
             .skip(1)
             .take(8)
@@ -41,7 +52,7 @@ impl Cpu {
         let idle = machine.get(3).unwrap_or(&0) + machine.get(4).unwrap_or(&0);
         let machine_total = machine.iter().sum();
         Cpu {
-            own: process_ticks(&read("/proc/self/stat".as_ref())),
+            own: process_ticks(&read(Path::new("/proc/self/stat"))),
             postgres,
             machine_busy: machine_total - idle,
             machine_total,

@@ -139,7 +139,8 @@ pub struct World {
     ca_pem: String,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<()>,
-    postgres_database: Option<String>,
+    /// The fresh database's name, on PostgreSQL.
+    pub postgres_database: Option<String>,
     _dir: TempDir,
 }
 
