@@ -286,22 +286,19 @@ async fn measure(bookers: Vec<Booker>, world: &World, length: Duration) -> Resul
 /// Every phase, back to back, on a fresh database and broker.
 async fn repetition(backend: Backend, options: &Options) -> Result<Vec<Sample>> {
     let world = World::start(backend, options.clients).await?;
+    let samples = run_phases(&world, options).await;
+    world.stop().await?;
+    samples
+}
+
+async fn run_phases(world: &World, options: &Options) -> Result<Vec<Sample>> {
+    let length = Duration::from_secs(options.seconds);
     let mut samples = Vec::new();
     for (path, clients) in phases(options) {
-        let length = Duration::from_secs(options.seconds);
-        let sample = match bookers(&world, path, clients).await {
-            Ok(bookers) => measure(bookers, &world, length).await,
-            Err(error) => Err(error),
-        };
-        match sample {
-            Ok(sample) => samples.push(sample),
-            Err(error) => {
-                world.stop().await?;
-                return Err(format!("{} phase, {clients} clients: {error}", path.label()).into());
-            }
-        }
+        let sample = async { measure(bookers(world, path, clients).await?, world, length).await };
+        let phase = |error| format!("{} phase, {clients} clients: {error}", path.label());
+        samples.push(sample.await.map_err(phase)?);
     }
-    world.stop().await?;
     Ok(samples)
 }
 

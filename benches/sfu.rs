@@ -171,8 +171,7 @@ async fn measure(n: usize, options: &Options) -> Result<Step> {
     let plan = dir.path().join("plan.json");
     std::fs::write(&plan, serde_json::to_vec(&broker.plan)?)?;
     let mut child = Command::new(std::env::current_exe()?)
-        .arg("--clients")
-        .arg(&plan)
+        .args(["--bench".as_ref(), "--clients".as_ref(), plan.as_os_str()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
