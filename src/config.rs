@@ -16,8 +16,10 @@ use crate::scheduler::SchedulerSettings;
 use crate::server::HandshakeLimits;
 
 mod audit;
+mod console;
 
 pub use audit::{AuditSection, SyslogSection};
+pub use console::ConsoleSection;
 
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "TELECONSULT_";
@@ -37,6 +39,8 @@ pub struct Config {
     pub log: LogSection,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub console: ConsoleSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -316,6 +320,7 @@ impl Config {
             ));
         }
         self.audit.validate()?;
+        self.console.validate()?;
         if self.database.url.trim().is_empty() {
             return Err(ConfigError::Invalid(
                 "database.url must not be empty".into(),
@@ -338,6 +343,7 @@ impl Config {
             resolve(crl);
         }
         self.audit.resolve_paths(resolve);
+        self.console.resolve_paths(resolve);
         self
     }
 }

@@ -14,6 +14,11 @@
 //!   platform admins.
 //! - GetUser: the user themself, admins of the user's institution, platform admins.
 //!
+//! Accounts (web console sign-in):
+//! - SetPassword, CreateEnrollment: admins of the user's institution and platform
+//!   admins (an admin may set their own, like any user of their institution).
+//! - SignOut: everyone signed in.
+//!
 //! Scheduling, as far as it does not depend on a consultation's parties:
 //! - GetAvailability, SearchSlots, ListConsultations, Watch: everyone (listings and
 //!   events are narrowed to what the caller may see elsewhere).
@@ -238,6 +243,18 @@ const TABLE: &[(Action, On, [Expect; 5])] = &[
     (Action::VerifyAudit,               Own,    [Deny,  Deny,  Deny,  Allow, Allow]),
     (Action::VerifyAudit,               Other,  [Deny,  Deny,  Deny,  Allow, Allow]),
     (Action::VerifyAudit,               All,    [Deny,  Deny,  Deny,  Allow, Allow]),
+
+    (Action::SetPassword,               Own,    [Deny,  Deny,  Deny,  Allow, Allow]),
+    (Action::SetPassword,               Other,  [Deny,  Deny,  Deny,  Deny,  Allow]),
+    (Action::SetPassword,               All,    [Deny,  Deny,  Deny,  Deny,  Allow]),
+    (Action::SetPassword,               Myself, [Deny,  Deny,  Deny,  Allow, Allow]),
+    (Action::CreateEnrollment,          Own,    [Deny,  Deny,  Deny,  Allow, Allow]),
+    (Action::CreateEnrollment,          Other,  [Deny,  Deny,  Deny,  Deny,  Allow]),
+    (Action::CreateEnrollment,          All,    [Deny,  Deny,  Deny,  Deny,  Allow]),
+    (Action::CreateEnrollment,          Myself, [Deny,  Deny,  Deny,  Allow, Allow]),
+    (Action::SignOut,                   Own,    [Allow, Allow, Allow, Allow, Allow]),
+    (Action::SignOut,                   Other,  [Allow, Allow, Allow, Allow, Allow]),
+    (Action::SignOut,                   All,    [Allow, Allow, Allow, Allow, Allow]),
 ];
 
 /// What an action is applied to, which decides how its target is built.
@@ -259,7 +276,9 @@ fn applies(action: Action) -> AppliesTo {
         | Action::UpdateUser
         | Action::SetSpecialistProfile
         | Action::SetAvailability
-        | Action::GetAvailability => AppliesTo::User,
+        | Action::GetAvailability
+        | Action::SetPassword
+        | Action::CreateEnrollment => AppliesTo::User,
         Action::CreateUser => AppliesTo::NewUser,
         Action::WhoAmI
         | Action::GetInstitution
@@ -289,7 +308,8 @@ fn applies(action: Action) -> AppliesTo {
         | Action::AuditTimeline
         | Action::QueryAudit
         | Action::ExportAudit
-        | Action::VerifyAudit => AppliesTo::Institution,
+        | Action::VerifyAudit
+        | Action::SignOut => AppliesTo::Institution,
     }
 }
 

@@ -5,6 +5,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`; each test creates its own database
 //! there. Without it they are skipped. Set `TEST_LOG` to see the stores' logs.
 
+#[path = "store_conformance/accounts.rs"]
+mod accounts;
 #[path = "store_conformance/audit.rs"]
 mod audit;
 #[path = "store_conformance/backends.rs"]
@@ -80,6 +82,18 @@ macro_rules! store_suite {
                 scheduling::unanswered_and_missed_consultations_are_found,
                 scheduling::opinions_are_drafted_signed_and_corrected,
                 scheduling::concurrent_drafting_signing_and_changes_never_deadlock,
+                accounts::a_password_needs_an_existing_user,
+                accounts::a_password_is_set_and_replaced,
+                accounts::failures_lock_the_account_at_the_limit_until_the_lock_expires,
+                accounts::concurrent_failures_are_all_counted,
+                accounts::a_new_password_clears_the_lock,
+                accounts::a_web_session_clears_failures_and_an_expired_lock,
+                accounts::a_web_session_reads_back_as_stored,
+                accounts::a_web_session_ends_once,
+                accounts::an_enrollment_is_created_once,
+                accounts::an_enrollment_sets_the_password_and_starts_a_session,
+                accounts::an_unusable_enrollment_is_refused_and_changes_nothing,
+                accounts::concurrent_enrollments_with_one_token_have_one_winner,
             );
             $(store_suite!(@tests $harness; $($also)*);)?
         }

@@ -217,6 +217,7 @@ impl World {
                 sweep_interval: std::time::Duration::from_secs(24 * 3600),
                 ..Default::default()
             },
+            console: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;

@@ -134,7 +134,8 @@ impl Broker {
             ..RelaySettings::default()
         };
         let relay = Relay::new(settings, store.clone(), Default::default());
-        let session = teleconsult::api::Session::new(store, revocations, relay.clone());
+        let gate = teleconsult::api::gate::Gate::new(store, revocations, None);
+        let session = teleconsult::api::Session::new(gate, relay.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?.to_string();
         let stop = CancellationToken::new();
@@ -245,6 +246,7 @@ fn identify(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic
         .map(Arc::new);
     let remote_addr = request.remote_addr();
     let peer = PeerInfo {
+        channel: teleconsult::auth::Channel::Mutual,
         remote_addr,
         identity,
     };

@@ -13,7 +13,6 @@ use super::error::ApiError;
 use super::gate::{AuditTarget, Call, Gate};
 use super::scheduling::{consultation_target, load_authorized};
 use crate::audit::{ChainVerifier, export};
-use crate::auth::tls::Revocations;
 use crate::domain::directory::PageSize;
 use crate::domain::ids::InstitutionId;
 use crate::domain::policy::{Action, Target};
@@ -36,10 +35,10 @@ pub struct Audit {
 }
 
 impl Audit {
-    pub fn new(store: SharedStore, revocations: Revocations) -> Self {
+    pub fn new(gate: Gate) -> Self {
         Self {
-            gate: Gate::new(store.clone(), revocations),
-            store,
+            store: gate.store().clone(),
+            gate,
         }
     }
 }

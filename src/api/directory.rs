@@ -6,7 +6,6 @@ use tracing::instrument;
 
 use super::error::ApiError;
 use super::gate::{AuditTarget, Gate};
-use crate::auth::tls::Revocations;
 use crate::domain::directory::{
     Institution, InstitutionChanges, InstitutionKind, SpecialistProfile, SpecialistQuery, User,
     UserChanges, UserQuery,
@@ -25,10 +24,10 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(store: SharedStore, revocations: Revocations) -> Self {
+    pub fn new(gate: Gate) -> Self {
         Self {
-            gate: Gate::new(store.clone(), revocations),
-            store,
+            store: gate.store().clone(),
+            gate,
         }
     }
 }

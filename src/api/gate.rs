@@ -1,15 +1,18 @@
-//! Every RPC passes the gate: the caller's certificate is matched against the
-//! directory (authentication), the policy is asked (authorization), and every refusal
-//! is written to the audit log before the caller hears of it.
+//! Every RPC passes the gate: the caller's certificate (on the mTLS port) or web
+//! session (on the console port) is matched against the directory (authentication),
+//! the policy is asked (authorization), and every refusal is written to the audit log
+//! before the caller hears of it.
 
 use serde_json::json;
 use tonic::{Request, Status};
 
 use super::error::ApiError;
 use crate::audit::{Actor, AuditEntry, Outcome};
+use crate::audit::{now_micros, unix_micros};
 use crate::auth::tls::Revocations;
-use crate::auth::{CertificateIdentity, PeerInfo};
-use crate::domain::directory::Role;
+use crate::auth::web_session::{self, SessionKey};
+use crate::auth::{CertificateIdentity, Channel, PeerInfo};
+use crate::domain::directory::{Role, User};
 use crate::domain::ids::{InstitutionId, UserId};
 use crate::domain::policy::{Action, Decision, Target, authorize};
 use crate::domain::principal::Principal;
@@ -49,12 +52,16 @@ impl AuditTarget {
 pub struct Gate {
     store: SharedStore,
     revocations: Revocations,
+    /// Verifies web session cookies; `None` when the broker serves no console.
+    sessions: Option<SessionKey>,
 }
 
 /// An authenticated call in progress.
 pub struct Call {
     pub principal: Principal,
     pub action: Action,
+    /// The web session the call was made in, if it came from the console.
+    pub web_session: Option<String>,
     store: SharedStore,
 }
 
@@ -63,13 +70,28 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
 }
 
 impl Gate {
-    pub fn new(store: SharedStore, revocations: Revocations) -> Self {
-        Self { store, revocations }
+    pub fn new(store: SharedStore, revocations: Revocations, sessions: Option<SessionKey>) -> Self {
+        Self {
+            store,
+            revocations,
+            sessions,
+        }
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub fn session_key(&self) -> Option<&SessionKey> {
+        self.sessions.as_ref()
     }
 
     /// Authenticates the caller of `request` for `action`.
     pub async fn admit<T>(&self, request: &Request<T>, action: Action) -> Result<Call, Status> {
         let peer = request.extensions().get::<PeerInfo>();
+        if peer.is_some_and(|peer| peer.channel == Channel::Console) {
+            return self.admit_web_session(request, action).await;
+        }
         let Some(identity) = peer.and_then(|peer| peer.identity.as_deref()) else {
             // Only reachable if the TLS layer let a connection through without a
             // readable certificate; there is nobody to attribute the refusal to.
@@ -79,6 +101,7 @@ impl Gate {
             Ok(principal) => Ok(Call {
                 principal,
                 action,
+                web_session: None,
                 store: self.store.clone(),
             }),
             Err(error) => {
@@ -142,25 +165,108 @@ impl Gate {
                 "certificate role (OU) {role} does not match the directory's for user {user_id}"
             )));
         }
+        self.principal_of(user, identity.fingerprint.clone()).await
+    }
+
+    /// The principal a directory user acts as, if they are active.
+    async fn principal_of(&self, user: User, fingerprint: String) -> Result<Principal, ApiError> {
         if !user.active {
-            return Err(unauthenticated(format!("user {user_id} is deactivated")));
+            return Err(unauthenticated(format!("user {} is deactivated", user.id)));
         }
         // A doctor's specialties decide which urgent requests are offered to them.
-        let (specialties, on_call) = match role {
-            Role::Doctor => match self.store.specialist(&user_id).await? {
+        let (specialties, on_call) = match user.role {
+            Role::Doctor => match self.store.specialist(&user.id).await? {
                 Some(specialist) => (specialist.profile.specialties, specialist.profile.on_call),
                 None => (Vec::new(), false),
             },
             _ => (Vec::new(), false),
         };
         Ok(Principal {
-            user: user_id,
-            institution,
-            role,
-            certificate_fingerprint: identity.fingerprint.clone(),
+            user: user.id,
+            institution: user.institution,
+            role: user.role,
+            certificate_fingerprint: fingerprint,
             specialties,
             on_call,
         })
+    }
+
+    /// A call from the web console: its session cookie must be signed by this
+    /// deployment, name a session that has not ended or expired, of an active user.
+    async fn admit_web_session<T>(
+        &self,
+        request: &Request<T>,
+        action: Action,
+    ) -> Result<Call, Status> {
+        let mut claimed = None;
+        let result = self.authenticate_web_session(request, &mut claimed).await;
+        match result {
+            Ok((principal, session)) => Ok(Call {
+                principal,
+                action,
+                web_session: Some(session),
+                store: self.store.clone(),
+            }),
+            Err(error) => {
+                let actor = match &claimed {
+                    Some(user) => Actor {
+                        user: user.id.to_string(),
+                        institution: user.institution.to_string(),
+                        role: user.role.to_string(),
+                        certificate_fingerprint: String::new(),
+                    },
+                    None => Actor::default(),
+                };
+                let entry = AuditEntry::new(actor, action.name(), "-", error.outcome()).details(
+                    json!({ "stage": "authenticate", "channel": "console", "reason": error.to_string() }),
+                );
+                record(&self.store, entry).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    async fn authenticate_web_session<T>(
+        &self,
+        request: &Request<T>,
+        claimed: &mut Option<User>,
+    ) -> Result<(Principal, String), ApiError> {
+        let Some(key) = &self.sessions else {
+            return Err(unauthenticated("this port accepts no web sessions"));
+        };
+        let cookie = request
+            .metadata()
+            .get_all("cookie")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find_map(web_session::from_cookie_header)
+            .ok_or_else(|| unauthenticated("not signed in: sign in first"))?;
+        let id = key
+            .verify(cookie)
+            .ok_or_else(|| unauthenticated("the session cookie is not valid: sign in again"))?;
+        let session = self
+            .store
+            .web_session(id)
+            .await?
+            .ok_or_else(|| unauthenticated("unknown session: sign in again"))?;
+        let user = self.store.user(&session.user).await?;
+        *claimed = user.clone();
+        if session.ended_at.is_some() {
+            return Err(unauthenticated(
+                "the session has been signed out: sign in again",
+            ));
+        }
+        if session.expires_at <= unix_micros(now_micros()) {
+            return Err(unauthenticated("the session has expired: sign in again"));
+        }
+        let Some(user) = user else {
+            return Err(unauthenticated(format!(
+                "user {} is not in the directory",
+                session.user
+            )));
+        };
+        let principal = self.principal_of(user, String::new()).await?;
+        Ok((principal, session.id))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The gRPC services. Each handler is thin: admit the caller, convert the request,
 //! ask the policy, call the store with the audit entry, convert the answer.
 
+mod account;
 mod audit;
 pub mod convert;
 mod directory;
@@ -9,6 +10,7 @@ pub mod gate;
 pub mod scheduling;
 mod session;
 
+pub use account::Account;
 pub use audit::Audit;
 pub use directory::Directory;
 pub use error::ApiError;

@@ -151,6 +151,11 @@ pub fn now_micros() -> OffsetDateTime {
         .expect("truncating nanoseconds stays in range")
 }
 
+/// Microseconds since the Unix epoch, the unit of the stores' timestamps.
+pub fn unix_micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
 /// A stored audit record: an entry with its place in the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {

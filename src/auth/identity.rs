@@ -58,10 +58,21 @@ impl CertificateIdentity {
     }
 }
 
+/// Which of the broker's ports a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The gRPC port: mutual TLS, a client certificate on every connection.
+    Mutual,
+    /// The web console's port: server-authenticated TLS; callers present a web
+    /// session cookie.
+    Console,
+}
+
 /// Known about a connection once its TLS handshake has completed; tonic puts it in
 /// the extensions of every request on the connection.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
+    pub channel: Channel,
     pub remote_addr: Option<SocketAddr>,
     /// The verified client certificate's identity; `None` if it could not be read.
     pub identity: Option<Arc<CertificateIdentity>>,

@@ -6,4 +6,6 @@ pub mod identity;
 pub mod pki;
 pub mod tls;
 
-pub use identity::{CertificateIdentity, PeerInfo};
+pub use identity::{CertificateIdentity, Channel, PeerInfo};
+pub mod password;
+pub mod web_session;

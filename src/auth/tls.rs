@@ -133,6 +133,20 @@ pub fn server_config(
     Ok((Arc::new(config), Revocations(verifier)))
 }
 
+/// The web console's TLS: the broker's own certificate, no client certificate asked
+/// for (browsers sign in with a password), HTTP/2 and HTTP/1.1 offered so that
+/// gRPC-Web works over either.
+pub fn console_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = load_certificates(&files.server_cert)?;
+    let key = load_private_key(&files.server_key)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The file's modification time and length: when either changes, the CRL is re-read.
 type FileStamp = (SystemTime, u64);
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use teleconsult::auth::pki::PkiDirectory;
+use teleconsult::proto::v1::account_service_client::AccountServiceClient;
 use teleconsult::proto::v1::audit_service_client::AuditServiceClient;
 use teleconsult::proto::v1::directory_service_client::DirectoryServiceClient;
 use teleconsult::proto::v1::scheduling_service_client::SchedulingServiceClient;
@@ -66,6 +67,7 @@ pub struct ConnectionArgs {
 
 /// Typed clients over one mutually authenticated connection.
 pub struct Broker {
+    pub account: AccountServiceClient<Channel>,
     pub audit: AuditServiceClient<Channel>,
     pub directory: DirectoryServiceClient<Channel>,
     pub scheduling: SchedulingServiceClient<Channel>,
@@ -139,6 +141,7 @@ impl ConnectionArgs {
                 Status::unavailable(format!("cannot connect to {server}: {}", chain(&error)))
             })?;
         Ok(Broker {
+            account: AccountServiceClient::new(channel.clone()),
             audit: AuditServiceClient::new(channel.clone()),
             directory: DirectoryServiceClient::new(channel.clone()),
             scheduling: SchedulingServiceClient::new(channel),

@@ -83,6 +83,7 @@ pub async fn run(
         scheduler: config.scheduling.scheduler(),
         relay: config.relay.settings(),
         audit: config.audit.settings(),
+        console: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let broker = tokio::spawn(server::run(

@@ -1,5 +1,6 @@
 //! Command-line interface. `anyhow` lives here and in start-up only.
 
+mod account;
 mod audit;
 mod availability;
 mod client;
@@ -67,6 +68,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// Web console passwords and enrollment links (client, as an admin).
+    Account {
+        #[command(subcommand)]
+        command: account::AccountCommand,
     },
     /// Who the broker takes you for (client; --as USER).
     Whoami(specialists::WhoAmIArgs),
@@ -215,6 +221,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => {
             logging(None);
             audit::run(command).await
+        }
+        Command::Account { command } => {
+            logging(None);
+            Ok(account::run(command).await)
         }
         Command::Whoami(arguments) => {
             logging(None);

@@ -9,14 +9,17 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 use teleconsult::audit::{Actor, AuditEntry, Outcome};
+use teleconsult::auth::password;
 use teleconsult::auth::pki::{ClientSubject, PkiDirectory, Validity};
+use teleconsult::auth::web_session::SessionKey;
 use teleconsult::config::{
-    AuditSection, Config, DatabaseSection, LogSection, RelaySection, SchedulingSection,
-    ServerSection, TlsSection,
+    AuditSection, Config, ConsoleSection, DatabaseSection, LogSection, RelaySection,
+    SchedulingSection, ServerSection, TlsSection,
 };
+use teleconsult::console::ConsoleSettings;
 use teleconsult::directory_file;
 use teleconsult::server::{self, ServerSettings};
-use teleconsult::store::DirectorySeed;
+use teleconsult::store::{DirectorySeed, SharedStore};
 use tokio::net::TcpListener;
 
 use super::{DEFAULT_DATA_DIR, redact, sqlite_url};
@@ -36,9 +39,20 @@ pub struct ServeArgs {
     /// Database URL (overrides the config): sqlite://PATH or postgres://…
     #[arg(long, env = "TELECONSULT_DATABASE_URL")]
     database_url: Option<String>,
+    /// Address of the web console (HTTPS; overrides the config); port 0 picks a
+    /// free port.
+    #[arg(long)]
+    console_listen: Option<SocketAddr>,
+    /// Serve the web console from this directory instead of the copy built into the
+    /// binary (for working on the console without rebuilding).
+    #[arg(long, env = "TELECONSULT_CONSOLE_DIR")]
+    console_dir: Option<PathBuf>,
 }
 
 const DEV_LISTEN: &str = "127.0.0.1:7443";
+const DEV_CONSOLE_LISTEN: &str = "127.0.0.1:7444";
+/// Where a development broker writes its demo users' console passwords.
+pub(super) const DEMO_PASSWORDS: &str = "console-demo-users.tsv";
 const DEV_SANS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 pub async fn run(
@@ -55,9 +69,20 @@ pub async fn run(
     };
     if let Some(listen) = arguments.listen {
         config.server.listen = listen;
+        // A development broker asked for any free port takes any free console port
+        // too, so that several can run side by side (tests do).
+        if development && listen.port() == 0 && arguments.console_listen.is_none() {
+            config.console.listen = Some(std::net::SocketAddr::new(listen.ip(), 0));
+        }
     }
     if let Some(url) = arguments.database_url {
         config.database.url = url;
+    }
+    if let Some(listen) = arguments.console_listen {
+        config.console.listen = Some(listen);
+    }
+    if let Some(dir) = arguments.console_dir {
+        config.console.assets_dir = Some(dir);
     }
     logging(Some(&config));
 
@@ -86,16 +111,45 @@ pub async fn run(
         store.import_directory(seed, audit).await?;
         tracing::info!("imported the example directory");
     }
+    let demo_passwords = match &seed {
+        Some(seed) => Some(demo_passwords(&arguments.data_dir, seed, &store).await?),
+        None => None,
+    };
 
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
     let address = listener.local_addr()?;
+    let console = match config.console.listen {
+        Some(listen) => {
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening for the console on {listen}"))?;
+            let session_key = SessionKey::load_or_create(&config.console.session_key)?;
+            Some(ConsoleSettings {
+                listener,
+                session_key,
+                policy: config.console.policy(),
+                assets_dir: config.console.assets_dir.clone(),
+            })
+        }
+        None => None,
+    };
+    let console_address = match &console {
+        Some(console) => Some(console.listener.local_addr()?),
+        None => None,
+    };
     if let Some(seed) = &seed {
         print_development_banner(&arguments.data_dir, address, seed);
     }
+    if let (Some(console), Some(passwords)) = (console_address, &demo_passwords) {
+        print_console_banner(&arguments.data_dir, console, passwords);
+    }
     tracing::info!(%address, database = %redact(&config.database.url), "teleconsult broker listening");
-    // Tests and scripts wait for this line.
+    // Tests and scripts wait for these lines.
+    if let Some(console) = console_address {
+        println!("console on https://{}/", host_of(console));
+    }
     println!("listening on {address}");
 
     let settings = ServerSettings {
@@ -105,6 +159,7 @@ pub async fn run(
         scheduler: config.scheduling.scheduler(),
         relay: config.relay.settings(),
         audit: config.audit.settings(),
+        console,
     };
     let events = teleconsult::events::ConsultationEvents::default();
     server::run(listener, settings, store, events, shutdown_signal()).await?;
@@ -135,6 +190,11 @@ pub(super) fn development_config(data_dir: &Path) -> Config {
         },
         log: LogSection::default(),
         audit: AuditSection::default(),
+        console: ConsoleSection {
+            listen: Some(DEV_CONSOLE_LISTEN.parse().expect("a valid address")),
+            session_key: data_dir.join("console-session.key"),
+            ..ConsoleSection::default()
+        },
     }
 }
 
@@ -205,6 +265,120 @@ fn print_development_banner(data_dir: &Path, address: SocketAddr, seed: &Directo
         cert = pki.client_cert(&example).display(),
         key = pki.client_key(&example).display(),
     );
+    println!("{line}");
+}
+
+fn host_of(address: SocketAddr) -> String {
+    if address.ip().is_loopback() && address.is_ipv4() {
+        format!("127.0.0.1:{}", address.port())
+    } else {
+        address.to_string()
+    }
+}
+
+/// One demo user's console sign-in.
+pub(super) struct DemoPassword {
+    pub user: String,
+    pub password: String,
+    pub role: String,
+    pub institution: String,
+}
+
+/// Gives every demo user without a password a random one (once), and returns them
+/// all, as written to `console-demo-users.tsv` in the data directory.
+async fn demo_passwords(
+    data_dir: &Path,
+    seed: &DirectorySeed,
+    store: &SharedStore,
+) -> anyhow::Result<Vec<DemoPassword>> {
+    let path = data_dir.join(DEMO_PASSWORDS);
+    let mut known: Vec<DemoPassword> = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut columns = line.split('\t');
+                Some(DemoPassword {
+                    user: columns.next()?.to_owned(),
+                    password: columns.next()?.to_owned(),
+                    role: columns.next()?.to_owned(),
+                    institution: columns.next()?.to_owned(),
+                })
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let mut missing = Vec::new();
+    for user in seed.users.iter().filter(|u| u.active) {
+        let listed = known.iter().any(|k| k.user == user.id.as_str());
+        if !listed || store.credential(&user.id).await?.is_none() {
+            known.retain(|k| k.user != user.id.as_str());
+            missing.push(user.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(known);
+    }
+    // argon2 is deliberately slow: hash on every core.
+    let hashing: Vec<_> = missing
+        .into_iter()
+        .map(|user| {
+            tokio::task::spawn_blocking(move || {
+                let secret = password::generate();
+                password::hash(&secret).map(|hash| (user, secret, hash))
+            })
+        })
+        .collect();
+    for handle in hashing {
+        let (user, secret, hash) = handle.await??;
+        let now = teleconsult::audit::unix_micros(teleconsult::audit::now_micros());
+        let audit = AuditEntry::new(
+            Actor::local_operator(),
+            "account.set_password",
+            format!("user:{}", user.id),
+            Outcome::Ok,
+        )
+        .details(json!({ "development": true, "generated": true }));
+        store.set_password(&user.id, &hash, now, audit).await?;
+        known.push(DemoPassword {
+            user: user.id.to_string(),
+            password: secret,
+            role: user.role.to_string(),
+            institution: user.institution.to_string(),
+        });
+    }
+    let mut text = String::from("user\tpassword\trole\tinstitution\n");
+    for k in &known {
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            k.user, k.password, k.role, k.institution
+        ));
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(known)
+}
+
+fn print_console_banner(data_dir: &Path, console: SocketAddr, passwords: &[DemoPassword]) {
+    let line = "=".repeat(78);
+    println!("  WEB CONSOLE      https://{}/", host_of(console));
+    println!("  (its certificate is from the development CA above: your browser will warn;");
+    println!("   import the CA certificate or accept the warning for local testing)");
+    println!();
+    println!(
+        "  Demo sign-ins (all {} in {}):",
+        passwords.len(),
+        data_dir.join(DEMO_PASSWORDS).display()
+    );
+    let mut shown = std::collections::HashSet::new();
+    for demo in passwords {
+        // One user of each role is enough to try every page.
+        if shown.insert(demo.role.clone()) {
+            println!(
+                "    demo sign-in  {:<26} {}  ({}, {})",
+                demo.user, demo.password, demo.role, demo.institution
+            );
+        }
+    }
     println!("{line}");
 }
 

@@ -1,6 +1,7 @@
 //! Pure types and rules of the broker: identifiers, the directory, principals and the
 //! authorization policy. Nothing here performs IO or knows about gRPC, SQL or TLS.
 
+pub mod account;
 pub mod consultation;
 pub mod directory;
 pub mod ids;

@@ -47,10 +47,13 @@ pub enum Action {
     QueryAudit,
     ExportAudit,
     VerifyAudit,
+    SetPassword,
+    CreateEnrollment,
+    SignOut,
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 38] = [
         Action::WhoAmI,
         Action::GetInstitution,
         Action::ListInstitutions,
@@ -86,6 +89,9 @@ impl Action {
         Action::QueryAudit,
         Action::ExportAudit,
         Action::VerifyAudit,
+        Action::SetPassword,
+        Action::CreateEnrollment,
+        Action::SignOut,
     ];
 
     /// The name recorded in the audit log.
@@ -126,6 +132,9 @@ impl Action {
             Action::QueryAudit => "audit.query",
             Action::ExportAudit => "audit.export",
             Action::VerifyAudit => "audit.verify",
+            Action::SetPassword => "account.set_password",
+            Action::CreateEnrollment => "account.create_enrollment",
+            Action::SignOut => "account.sign_out",
         }
     }
 
@@ -152,6 +161,9 @@ impl Action {
                 | Action::SignOpinion
                 | Action::JoinSession
                 | Action::EndSession
+                | Action::SetPassword
+                | Action::CreateEnrollment
+                | Action::SignOut
         )
     }
 }
@@ -446,6 +458,9 @@ pub fn authorize(principal: &Principal, action: Action, target: &Target) -> Deci
         | Action::GetSpecialist
         | Action::SearchSpecialists => Decision::Allow,
 
+        // Anyone signed in may sign themselves out.
+        Action::SignOut => Decision::Allow,
+
         Action::CreateInstitution => allow_if(principal.is_platform_admin(), || {
             "only platform admins create institutions".to_owned()
         }),
@@ -454,7 +469,9 @@ pub fn authorize(principal: &Principal, action: Action, target: &Target) -> Deci
         | Action::ListUsers
         | Action::CreateUser
         | Action::UpdateUser
-        | Action::SetSpecialistProfile => institution_admin(principal, target),
+        | Action::SetSpecialistProfile
+        | Action::SetPassword
+        | Action::CreateEnrollment => institution_admin(principal, target),
 
         // Users see themselves; admins see the users they manage.
         Action::GetUser => {

@@ -175,6 +175,16 @@ impl Relay {
                 })
                 .clone()
         };
+        // The earlier connection is told before it is closed, so that it does not
+        // reconnect and replace this one in turn.
+        let earlier = room
+            .members()
+            .await
+            .into_iter()
+            .find(|m| m.user() == participant.user);
+        if let Some(earlier) = earlier {
+            earlier.send(ToParticipant::Replaced).await;
+        }
         let replaced = room.leave(&participant.user).await.is_some();
         let role = participant.role;
         let member = room.join(participant, out).await?;

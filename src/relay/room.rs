@@ -22,7 +22,7 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceConnectionState,
     RTCPeerConnectionIceEvent, RTCSessionDescription,
 };
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 use webrtc::runtime::Runtime;
 
 use super::media::{self, MediaSettings};
@@ -500,7 +500,8 @@ impl Room {
         let writer = tokio::spawn(write_to_subscriber(
             local.clone(),
             sender.clone(),
-            published.codec.mime_type.clone(),
+            transceiver,
+            published.clone(),
             ssrc,
             packets,
             packets_out.clone(),
@@ -643,19 +644,46 @@ async fn forward(published: Arc<Published>) {
     }
 }
 
+/// How often a forwarding task asks whether the subscriber still accepts the track.
+const DIRECTION_CHECK: Duration = Duration::from_millis(250);
+
 /// Rewrites each packet for the subscriber's leg (its SSRC and negotiated payload
 /// type; the publisher's header extensions are not negotiated on it) and sends it.
+/// Nothing is sent while the subscriber's answer refuses the track (`inactive`, e.g.
+/// a browser on a weak link that switched to audio only): the media stack would send
+/// it regardless, and the subscriber would only drop it.
+#[allow(clippy::too_many_arguments)]
 async fn write_to_subscriber(
     local: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
-    mime_type: String,
+    transceiver: Arc<dyn RtpTransceiver>,
+    published: Arc<Published>,
     ssrc: u32,
     mut packets: mpsc::Receiver<rtp::Packet>,
     packets_out: Arc<AtomicU64>,
     bytes_out: Arc<AtomicU64>,
 ) {
+    let mime_type = published.codec.mime_type.clone();
     let mut payload_type = None;
+    let mut accepted = true;
+    let mut checked: Option<Instant> = None;
     while let Some(mut packet) = packets.recv().await {
+        if checked.is_none_or(|at| at.elapsed() >= DIRECTION_CHECK) {
+            checked = Some(Instant::now());
+            let now = transceiver
+                .current_direction()
+                .await
+                .map(|direction| direction.has_send())
+                .unwrap_or(true);
+            if now && !accepted {
+                // Taken back: its decoder starts from a keyframe.
+                published.request_keyframe().await;
+            }
+            accepted = now;
+        }
+        if !accepted {
+            continue;
+        }
         if payload_type.is_none() {
             payload_type = negotiated_payload_type(&sender, &mime_type).await;
         }

@@ -47,6 +47,16 @@ pub enum ToParticipant {
         video_muted: bool,
     },
     Ended(String),
+    /// This connection was replaced by a newer one of the same user; the session goes
+    /// on without it.
+    Replaced,
+}
+
+impl ToParticipant {
+    /// Whether nothing more follows on this connection.
+    pub fn is_last(&self) -> bool {
+        matches!(self, ToParticipant::Ended(_) | ToParticipant::Replaced)
+    }
 }
 
 /// From one participant to the broker.

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
-use crate::auth::{CertificateIdentity, PeerInfo};
+use crate::auth::{CertificateIdentity, Channel, PeerInfo};
 
 #[derive(Debug, Clone, Copy)]
 pub struct HandshakeLimits {
@@ -95,9 +95,17 @@ pub fn tls_incoming(
     config: Arc<rustls::ServerConfig>,
     limits: HandshakeLimits,
     stop: CancellationToken,
+    channel: Channel,
 ) -> ReceiverStream<io::Result<TlsConnection>> {
     let (established, incoming) = mpsc::channel(64);
-    tokio::spawn(accept_loop(listener, config, limits, stop, established));
+    tokio::spawn(accept_loop(
+        listener,
+        config,
+        limits,
+        stop,
+        channel,
+        established,
+    ));
     ReceiverStream::new(incoming)
 }
 
@@ -106,6 +114,7 @@ async fn accept_loop(
     config: Arc<rustls::ServerConfig>,
     limits: HandshakeLimits,
     stop: CancellationToken,
+    channel: Channel,
     established: mpsc::Sender<io::Result<TlsConnection>>,
 ) {
     let acceptor = TlsAcceptor::from(config);
@@ -158,6 +167,7 @@ async fn accept_loop(
                 .and_then(|der| CertificateIdentity::from_der(der).ok())
                 .map(Arc::new);
             let peer = PeerInfo {
+                channel,
                 remote_addr: Some(remote_addr),
                 identity,
             };

@@ -14,10 +14,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
-use crate::api::{Audit, Directory, Scheduling, Session};
+use crate::api::gate::Gate;
+use crate::api::{Account, Audit, Directory, Scheduling, Session};
 use crate::audit::{Actor, AuditEntry, Outcome};
+use crate::auth::Channel;
 use crate::auth::tls::{self, HandshakeRefusal, TlsFiles};
+use crate::console::{Assets, ConsoleService, ConsoleSettings};
 use crate::events::ConsultationEvents;
+use crate::proto::v1::account_service_server::AccountServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::directory_service_server::DirectoryServiceServer;
 use crate::proto::v1::scheduling_service_server::SchedulingServiceServer;
@@ -54,6 +58,8 @@ pub struct ServerSettings {
     pub relay: RelaySettings,
     /// Signed checkpoints of the audit log and forwarding to an audit repository.
     pub audit: AuditSettings,
+    /// The web console's HTTPS port, if the broker serves one.
+    pub console: Option<ConsoleSettings>,
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting, lets calls
@@ -85,6 +91,7 @@ pub async fn run(
         .set_serving::<SchedulingServiceServer<Scheduling>>()
         .await;
     health.set_serving::<SessionServiceServer<Session>>().await;
+    health.set_serving::<AccountServiceServer<Account>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -94,32 +101,83 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let incoming = incoming::tls_incoming(listener, tls_config, settings.handshake, stop.clone());
+    let gate = Gate::new(
+        store.clone(),
+        revocations,
+        settings.console.as_ref().map(|c| c.session_key.clone()),
+    );
+    let policy = settings
+        .console
+        .as_ref()
+        .map(|c| c.policy)
+        .unwrap_or_default();
+    let directory = DirectoryServiceServer::new(Directory::new(gate.clone()));
+    let scheduling = SchedulingServiceServer::new(Scheduling::new(gate.clone(), events.clone()));
+    let session = SessionServiceServer::new(Session::new(gate.clone(), relay.clone()));
+    let audit = AuditServiceServer::new(Audit::new(gate.clone()));
+    let account = AccountServiceServer::new(Account::new(gate, policy));
+
+    // Both ports stop together: the first to be told tells the other.
+    let stopping = CancellationToken::new();
+    let console = match settings.console {
+        Some(console) => {
+            let mut routes = tonic::service::RoutesBuilder::default();
+            routes
+                .add_service(health_service.clone())
+                .add_service(directory.clone())
+                .add_service(scheduling.clone())
+                .add_service(session.clone())
+                .add_service(audit.clone())
+                .add_service(account.clone());
+            let service = ConsoleService::new(
+                routes.routes().into_axum_router(),
+                Assets::new(console.assets_dir),
+            );
+            let app = axum::Router::new().fallback_service(service);
+            let config = tls::console_config(&settings.tls)?;
+            let incoming = incoming::tls_incoming(
+                console.listener,
+                config,
+                settings.handshake,
+                stop.clone(),
+                Channel::Console,
+            );
+            let stopped = stopping.clone();
+            Some(tokio::spawn(
+                Server::builder()
+                    .accept_http1(true)
+                    .add_routes(tonic::service::Routes::from(app))
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        stopped.cancelled().await;
+                    }),
+            ))
+        }
+        None => None,
+    };
+
+    let incoming = incoming::tls_incoming(
+        listener,
+        tls_config,
+        settings.handshake,
+        stop.clone(),
+        Channel::Mutual,
+    );
     let (signalled, drain) = tokio::sync::oneshot::channel::<()>();
     let serve = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(DirectoryServiceServer::new(Directory::new(
-            store.clone(),
-            revocations.clone(),
-        )))
-        .add_service(SchedulingServiceServer::new(Scheduling::new(
-            store.clone(),
-            revocations.clone(),
-            events.clone(),
-        )))
-        .add_service(SessionServiceServer::new(Session::new(
-            store.clone(),
-            revocations.clone(),
-            relay.clone(),
-        )))
-        .add_service(AuditServiceServer::new(Audit::new(
-            store.clone(),
-            revocations,
-        )))
+        .add_service(directory)
+        .add_service(scheduling)
+        .add_service(session)
+        .add_service(audit)
+        .add_service(account)
         .serve_with_incoming_shutdown(incoming, async {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                () = stopping.cancelled() => {}
+            }
+            stopping.cancel();
             tracing::info!("shutting down: no new connections, finishing calls in flight");
             health
                 .set_not_serving::<DirectoryServiceServer<Directory>>()
@@ -129,6 +187,9 @@ pub async fn run(
                 .await;
             health
                 .set_not_serving::<SessionServiceServer<Session>>()
+                .await;
+            health
+                .set_not_serving::<AccountServiceServer<Account>>()
                 .await;
             // Live sessions are told and closed so that their streams end.
             relay.shutdown().await;
@@ -152,6 +213,14 @@ pub async fn run(
         }
     };
     stop.cancel();
+    stopping.cancel();
+    if let Some(console) = console {
+        match tokio::time::timeout(grace + Duration::from_secs(1), console).await {
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "the console port stopped with an error"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("the console port did not stop in time"),
+        }
+    }
     let _ = scheduler.await;
     // The verifier holds the refusal sender; once the server is gone the auditor drains
     // what is queued and ends.

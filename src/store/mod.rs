@@ -5,6 +5,7 @@
 //! method that changes state takes the [`AuditEntry`] describing the change, and either
 //! both are committed or neither is.
 
+mod accounts;
 mod audit_support;
 mod error;
 pub mod postgres;
@@ -28,6 +29,7 @@ use crate::domain::opinion::OpinionReport;
 use crate::domain::policy::ConsultationScope;
 use crate::domain::schedule::{Availability, Window};
 
+pub use accounts::{AccountStore, Credential, Enrollment, FailureOutcome, WebSession};
 pub use audit_support::{AuditSupportStore, check_latest_checkpoint, write_checkpoint};
 pub use error::StoreError;
 
@@ -114,7 +116,9 @@ pub fn consultation_sort_key(consultation: &Consultation) -> i64 {
 
 /// The store: one interface, in parts by area, implemented by each backend.
 #[async_trait]
-pub trait Store: SchedulingStore + AuditSupportStore + Send + Sync + 'static {
+pub trait Store:
+    SchedulingStore + AuditSupportStore + AccountStore + Send + Sync + 'static
+{
     // Directory: institutions.
     async fn create_institution(&self, institution: &Institution, audit: AuditEntry) -> Result<()>;
     async fn update_institution(

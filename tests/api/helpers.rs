@@ -164,8 +164,14 @@ fn init_once() {
     });
 }
 
+/// The web console's session key in tests: cookies can be forged with it (or with
+/// another key) to test what the gate does with them.
+pub const CONSOLE_SESSION_KEY: [u8; 32] = [0x5e; 32];
+
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The web console's HTTPS port, when the app was spawned with one.
+    pub console_address: Option<SocketAddr>,
     /// The server's event hub, for the session layer's lifecycle calls.
     pub events: teleconsult::events::ConsultationEvents,
     pub database_url: String,
@@ -175,6 +181,11 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     _dir: TempDir,
+}
+
+/// How a test app serves the web console.
+struct ConsoleOptions {
+    assets_dir: Option<std::path::PathBuf>,
 }
 
 /// Which database a test app runs on.
@@ -192,8 +203,30 @@ impl TestApp {
             .expect("sqlite is always available")
     }
 
+    /// The broker on SQLite with the fixture directory and a web console port
+    /// (signed with [`CONSOLE_SESSION_KEY`], the default sign-in policy).
+    pub async fn spawn_with_console() -> TestApp {
+        Self::spawn_with_console_files(None).await
+    }
+
+    /// The same, serving the console's files from `assets_dir` when given.
+    pub async fn spawn_with_console_files(assets_dir: Option<std::path::PathBuf>) -> TestApp {
+        let console = ConsoleOptions { assets_dir };
+        Self::spawn_with(Backend::Sqlite, HandshakeLimits::default(), Some(console))
+            .await
+            .expect("sqlite is always available")
+    }
+
     /// `None` when the backend is PostgreSQL and no test database is configured.
     pub async fn spawn_on(backend: Backend, handshake: HandshakeLimits) -> Option<TestApp> {
+        Self::spawn_with(backend, handshake, None).await
+    }
+
+    async fn spawn_with(
+        backend: Backend,
+        handshake: HandshakeLimits,
+        console: Option<ConsoleOptions>,
+    ) -> Option<TestApp> {
         init_once();
         let dir = tempfile::tempdir().unwrap();
         let url = match backend {
@@ -218,7 +251,7 @@ impl TestApp {
         pki.init("test CA", &["localhost".into(), "127.0.0.1".into()])
             .unwrap();
         let ca = pki.authority().unwrap();
-        let settings = ServerSettings {
+        let mut settings = ServerSettings {
             tls: TlsFiles {
                 client_ca: pki.ca_cert(),
                 server_cert: pki.server_cert(),
@@ -234,7 +267,21 @@ impl TestApp {
             },
             relay: test_relay_settings(),
             audit: Default::default(),
+            console: None,
         };
+        let mut console_address = None;
+        if let Some(console) = console {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            console_address = Some(listener.local_addr().unwrap());
+            settings.console = Some(teleconsult::console::ConsoleSettings {
+                listener,
+                session_key: teleconsult::auth::web_session::SessionKey::from_bytes(
+                    &CONSOLE_SESSION_KEY,
+                ),
+                policy: Default::default(),
+                assets_dir: console.assets_dir,
+            });
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel();
@@ -250,6 +297,7 @@ impl TestApp {
         });
         Some(TestApp {
             address,
+            console_address,
             events,
             database_url: url,
             store,
@@ -305,6 +353,20 @@ impl TestApp {
         Channel::from_shared(format!("https://localhost:{}", self.address.port()))
             .unwrap()
             .tls_config(tls)
+            .unwrap()
+            .connect_lazy()
+    }
+
+    /// A channel to the web console's port: server-authenticated TLS only, as a
+    /// browser connects; callers add the session cookie to each request.
+    pub fn console_channel(&self) -> Channel {
+        let port = self
+            .console_address
+            .expect("the app was spawned with a console port")
+            .port();
+        Channel::from_shared(format!("https://localhost:{port}"))
+            .unwrap()
+            .tls_config(self.tls())
             .unwrap()
             .connect_lazy()
     }

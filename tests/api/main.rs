@@ -8,6 +8,7 @@ mod audit_api;
 mod authorization;
 mod cli;
 mod cli_client;
+mod console;
 mod demo;
 mod directory;
 mod health;

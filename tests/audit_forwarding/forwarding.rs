@@ -136,6 +136,7 @@ async fn the_broker_forwards_and_checkpoints_until_it_stops() {
             checkpoint_interval: Some(Duration::from_secs(3600)),
             syslog: Some(pki.settings(receiver.address(), true)),
         },
+        console: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

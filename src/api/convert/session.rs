@@ -80,6 +80,7 @@ pub fn to_participant(message: ToParticipant) -> pb::SignalResponse {
         } => Out::Joined(pb::Joined {
             session_id,
             participants: participants.into_iter().map(participant).collect(),
+            channel: String::new(),
         }),
         ToParticipant::Offer(sdp) => Out::Description(pb::SessionDescription {
             r#type: "offer".to_owned(),
@@ -106,7 +107,14 @@ pub fn to_participant(message: ToParticipant) -> pb::SignalResponse {
                 video_muted,
             }),
         }),
-        ToParticipant::Ended(reason) => Out::Ended(pb::SessionEnded { reason }),
+        ToParticipant::Ended(reason) => Out::Ended(pb::SessionEnded {
+            reason,
+            replaced: false,
+        }),
+        ToParticipant::Replaced => Out::Ended(pb::SessionEnded {
+            reason: "you joined this session again from another connection".to_owned(),
+            replaced: true,
+        }),
     };
     pb::SignalResponse {
         message: Some(message),

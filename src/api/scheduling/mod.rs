@@ -13,7 +13,6 @@ use tonic::{Request, Response, Status};
 
 use super::error::ApiError;
 use super::gate::{AuditTarget, Call, Gate};
-use crate::auth::tls::Revocations;
 use crate::domain::consultation::{Consultation, ConsultationId, Event};
 use crate::domain::policy::Target;
 use crate::events::{ConsultationEvents, NoticeKind};
@@ -30,10 +29,10 @@ pub struct Scheduling {
 }
 
 impl Scheduling {
-    pub fn new(store: SharedStore, revocations: Revocations, events: ConsultationEvents) -> Self {
+    pub fn new(gate: Gate, events: ConsultationEvents) -> Self {
         Self {
-            gate: Gate::new(store.clone(), revocations),
-            store,
+            store: gate.store().clone(),
+            gate,
             events,
         }
     }

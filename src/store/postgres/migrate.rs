@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/postgres/0004_audit_checkpoints_and_forwarding.sql"),
     ),
+    (5, include_str!("../migrations/postgres/0005_accounts.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "tc-migra" in ASCII.

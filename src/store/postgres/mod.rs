@@ -2,6 +2,7 @@
 //! connections, every change committed together with its audit record, and the audit
 //! chain ordered across nodes by a lock on its head row.
 
+mod accounts;
 mod audit;
 mod audit_support;
 mod directory;

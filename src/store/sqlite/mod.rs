@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: WAL journal, durable commits (synchronous=FULL), one
 //! writer thread with group commit, and a pool of read-only connections.
 
+mod accounts;
 mod audit_support;
 mod scheduling;
 mod writer;
@@ -36,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/sqlite/0004_audit_checkpoints_and_forwarding.sql"),
     ),
+    (5, include_str!("../migrations/sqlite/0005_accounts.sql")),
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,224 @@
+//! Password sign-in: the cookie it sets, the principal it yields, the one answer
+//! every wrong credential gets, and the lockout after repeated failures.
+
+use teleconsult::proto::v1::directory_service_client::DirectoryServiceClient;
+
+use super::*;
+use crate::directory::audit_head;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_sets_a_strict_cookie_that_acts_as_the_users_certificate_would() {
+    let app = TestApp::spawn_with_console().await;
+    set_password(&app, NURSE, PASSWORD).await;
+    let before = audit_head(&app).await;
+
+    let signed = sign_in(&app, NURSE, PASSWORD).await.unwrap();
+    assert_eq!(
+        signed.response.principal,
+        Some(pb::Principal {
+            user_id: NURSE.into(),
+            institution_id: BIRU.into(),
+            role: pb::Role::ClinicStaff as i32,
+            certificate_fingerprint: String::new(),
+        })
+    );
+    let expires = signed
+        .response
+        .expires_at
+        .expect("the session's end is given");
+    let in_8_hours = now_micros().unix_timestamp() + 8 * 3600;
+    assert!(
+        (expires.seconds - in_8_hours).abs() < 60,
+        "the session should last 8 h, ends at {expires:?}"
+    );
+
+    let attributes = cookie_attributes(&signed.set_cookie);
+    for wanted in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=28800",
+    ] {
+        assert!(
+            attributes.iter().any(|a| a == wanted),
+            "Set-Cookie {:?} lacks {wanted}",
+            signed.set_cookie
+        );
+    }
+    // `__Host-` cookies must not name a domain.
+    assert!(
+        !attributes
+            .iter()
+            .any(|a| a.to_ascii_lowercase().starts_with("domain")),
+        "{}",
+        signed.set_cookie
+    );
+
+    // The cookie makes the console's calls act as the nurse's certificate does.
+    let by_cookie = who_am_i(&app, &signed.cookie).await.unwrap();
+    let by_certificate = DirectoryServiceClient::new(app.channel_as(NURSE))
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut certified = by_certificate.principal.clone().unwrap();
+    assert_eq!(certified.certificate_fingerprint.len(), 64);
+    certified.certificate_fingerprint.clear();
+    assert_eq!(by_cookie.principal, Some(certified));
+    assert_eq!(by_cookie.user, by_certificate.user);
+    assert_eq!(by_cookie.institution, by_certificate.institution);
+    assert!(by_cookie.user.is_some() && by_cookie.institution.is_some());
+
+    // Audited, without the session id that the cookie carries.
+    let signed_in = audited_since(&app, before, "account.sign_in").await;
+    assert_eq!(outcomes(&signed_in), [Outcome::Ok]);
+    assert_eq!(signed_in[0].actor.user, NURSE);
+    assert_eq!(signed_in[0].target, format!("user:{NURSE}"));
+    let session_id = signed.cookie.split('.').next().unwrap();
+    assert!(
+        !signed_in[0].details.contains(session_id),
+        "the audit log must not hold a usable session id: {}",
+        signed_in[0].details
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_wrong_credential_gets_one_answer_and_every_failure_is_audited() {
+    let app = TestApp::spawn_with_console().await;
+    set_password(&app, NURSE, PASSWORD).await;
+    let before = audit_head(&app).await;
+
+    let wrong_password = refused(
+        sign_in(&app, NURSE, "not the password").await,
+        Code::Unauthenticated,
+        "wrong user id or password",
+    );
+    // An unknown user, and a user who has no password, hear exactly the same.
+    for user in ["nobody-of-this-name", DOCTOR] {
+        let status = refused(
+            sign_in(&app, user, "not the password").await,
+            Code::Unauthenticated,
+            "wrong user id or password",
+        );
+        assert_eq!(status.message(), wrong_password.message(), "for {user}");
+    }
+    refused(
+        sign_in(&app, "Not A User Id!", PASSWORD).await,
+        Code::InvalidArgument,
+        "user_id",
+    );
+    refused(
+        sign_in(&app, NURSE, "").await,
+        Code::InvalidArgument,
+        "password",
+    );
+
+    let failures = audited_since(&app, before, "account.sign_in").await;
+    assert_eq!(
+        outcomes(&failures),
+        [
+            Outcome::Denied,
+            Outcome::Denied,
+            Outcome::Denied,
+            Outcome::Invalid,
+            Outcome::Invalid
+        ],
+        "{failures:#?}"
+    );
+    let who: Vec<_> = failures.iter().map(|e| e.actor.user.as_str()).collect();
+    assert_eq!(
+        who,
+        [
+            NURSE,
+            "nobody-of-this-name",
+            DOCTOR,
+            "Not A User Id!",
+            NURSE
+        ]
+    );
+    assert!(
+        failures
+            .iter()
+            .all(|e| !e.details.contains("not the password")),
+        "an offered password reached the audit log: {failures:#?}"
+    );
+    // Nothing was signed in, and the nurse's failure counts towards a lockout.
+    let credential = app
+        .store
+        .credential(&UserId::parse(NURSE).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(credential.failed_attempts, 1);
+    sign_in(&app, NURSE, PASSWORD).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_passwords_lock_the_account_until_an_admin_sets_a_new_one() {
+    let app = TestApp::spawn_with_console().await;
+    set_password(&app, NURSE, PASSWORD).await;
+    let before = audit_head(&app).await;
+
+    for attempt in 1..=4 {
+        let status = refused(
+            sign_in(&app, NURSE, "guessing").await,
+            Code::Unauthenticated,
+            "wrong user id or password",
+        );
+        assert!(
+            !status.message().contains("locked"),
+            "attempt {attempt}: {status:?}"
+        );
+    }
+    refused(
+        sign_in(&app, NURSE, "guessing").await,
+        Code::PermissionDenied,
+        "locked",
+    );
+    // Now even the right password is refused.
+    refused(
+        sign_in(&app, NURSE, PASSWORD).await,
+        Code::PermissionDenied,
+        "locked",
+    );
+    let attempts = audited_since(&app, before, "account.sign_in").await;
+    assert_eq!(outcomes(&attempts), [Outcome::Denied; 6], "{attempts:#?}");
+    assert!(
+        attempts[5].details.contains("locked"),
+        "the refusal while locked says why: {}",
+        attempts[5].details
+    );
+
+    // The nurse's admin sets a new password over mTLS: that lifts the lock.
+    AccountServiceClient::new(app.channel_as(BIRU_ADMIN))
+        .set_password(pb::SetPasswordRequest {
+            user_id: NURSE.into(),
+            password: NEW_PASSWORD.into(),
+        })
+        .await
+        .unwrap();
+    let set = audited_since(&app, before, "account.set_password").await;
+    assert_eq!(outcomes(&set), [Outcome::Ok]);
+    assert_eq!(set[0].actor.user, BIRU_ADMIN);
+    assert_eq!(set[0].target, format!("user:{NURSE}"));
+
+    refused(
+        sign_in(&app, NURSE, PASSWORD).await,
+        Code::Unauthenticated,
+        "wrong user id or password",
+    );
+    let signed = sign_in(&app, NURSE, NEW_PASSWORD).await.unwrap();
+    who_am_i(&app, &signed.cookie).await.unwrap();
+    let credential = app
+        .store
+        .credential(&UserId::parse(NURSE).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        credential.failed_attempts, 0,
+        "a success clears the failures"
+    );
+    assert_eq!(credential.locked_until, None);
+}
