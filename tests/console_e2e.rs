@@ -154,17 +154,19 @@ fn node() -> PathBuf {
     PathBuf::from("node")
 }
 
-/// playwright-core from tests/console/package-lock.json (`npm ci`; it downloads no
-/// browser).
+/// playwright-core and axe-core from tests/console/package-lock.json (`npm ci`; it
+/// downloads no browser).
 fn playwright(e2e_dir: &Path) {
-    if e2e_dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
+    let installed = ["playwright-core", "axe-core"].iter().all(|package| {
+        e2e_dir
+            .join(format!("node_modules/{package}/package.json"))
+            .exists()
+    });
+    if installed {
         return;
     }
     println!(
-        "installing playwright-core: npm ci in {}",
+        "installing playwright-core and axe-core: npm ci in {}",
         e2e_dir.display()
     );
     let status = Command::new("npm")

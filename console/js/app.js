@@ -31,6 +31,7 @@ const ROUTES = [
   { pattern: /^\/timeline(?:\/([^/]+))?$/, module: 'timeline' },
   { pattern: /^\/verify$/, module: 'verify' },
   { pattern: /^\/room\/([^/]+)$/, module: 'room' },
+  { pattern: /^\/admin\/accounts$/, module: 'accounts' },
 ];
 
 // What each role is offered in the navigation; the first entry is its home page.
@@ -38,8 +39,12 @@ const NAV = {
   ROLE_CLINIC_STAFF: ['consultations', 'find', 'urgent'],
   ROLE_DOCTOR: ['inbox', 'consultations', 'availability'],
   ROLE_INTERPRETER: ['consultations'],
-  ROLE_ADMIN: ['audit', 'timeline', 'verify', 'consultations'],
+  ROLE_ADMIN: ['audit', 'timeline', 'verify', 'accounts', 'consultations'],
 };
+
+// Pages whose address is not simply `#/<page>`.
+const NAV_PATHS = { accounts: 'admin/accounts' };
+const pageHash = (page) => `#/${NAV_PATHS[page] || page}`;
 
 const state = {
   identity: null, // WhoAmIResponse, or null when signed out
@@ -55,7 +60,7 @@ const els = {};
 function homeHash() {
   const role = state.identity && state.identity.principal && state.identity.principal.role;
   const pages = NAV[role];
-  return pages ? `#/${pages[0]}` : '#/consultations';
+  return pages ? pageHash(pages[0]) : '#/consultations';
 }
 
 /** Goes to `hash` ('#/inbox' or '/inbox'). */
@@ -173,7 +178,7 @@ function renderNav() {
     list.appendChild(
       h('li', {},
         h('a', {
-          href: `#/${page}`,
+          href: pageHash(page),
           testid: `nav-${page}`,
           class: active ? 'active' : null,
           'aria-current': active ? 'page' : null,

@@ -419,6 +419,14 @@ impl AccountService for Account {
         let (id, validity) = call.check(parsed, &AuditTarget::unknown()).await?;
         let user = self.load_authorized_user(&call, &id).await?;
         let target = AuditTarget::user(&user.id, &user.institution);
+        if !user.active {
+            // The link could never be used: enrolling needs an active user.
+            let error = ApiError::FailedPrecondition(format!(
+                "user {} is deactivated: reactivate them before sending an enrollment link",
+                user.id
+            ));
+            return Err(call.refuse(error, &target).await);
+        }
         let token = format!(
             "{}{}",
             web_session::new_session_id(),

@@ -597,7 +597,13 @@ impl Room {
     }
 }
 
-/// The codec of a track, learnt from its first packets (for at most 5 s).
+/// How long a track may take to deliver its first packet. The track is announced
+/// before DTLS completes; on a busy broker or a slow link its media can start many
+/// seconds later (seen: more than 5 s with both cores saturated).
+const FIRST_PACKET_WAIT: Duration = Duration::from_secs(30);
+
+/// The codec of a track, learnt from its first packets (for at most
+/// [`FIRST_PACKET_WAIT`]).
 async fn first_packet_codec(track: &Arc<dyn TrackRemote>) -> Option<RTCRtpCodec> {
     let wait = async {
         while let Some(event) = track.poll().await {
@@ -609,7 +615,7 @@ async fn first_packet_codec(track: &Arc<dyn TrackRemote>) -> Option<RTCRtpCodec>
         }
         None
     };
-    tokio::time::timeout(Duration::from_secs(5), wait)
+    tokio::time::timeout(FIRST_PACKET_WAIT, wait)
         .await
         .ok()
         .flatten()

@@ -17,10 +17,14 @@
 //   TELECONSULT_E2E_HEADED=1    show the browser
 //
 // Every step is logged; the first failure exits 1 naming the step, with a screenshot.
+// Every distinct page the flow visits is also checked with axe-core (a test-only
+// dependency in package.json, evaluated in the page, never served by the broker): a
+// serious or critical violation fails the step; all findings go to accessibility.json.
 
 import { chromium } from 'playwright-core';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import tls from 'node:tls';
 
@@ -90,6 +94,11 @@ const doctor = users.find(byId('zju2-cardio-chen')) ?? pick((u) => u.role === 'd
 const admin = users.find(byId('platform-admin')) ?? pick((u) => u.role === 'admin' && u.institution === 'platform', 'a platform admin');
 const interpreter = users.find((u) => u.role === 'interpreter' && u.institution === nurse.institution) ?? pick((u) => u.role === 'interpreter', 'an interpreter');
 const lockee = users.find(byId('lhari-pema')) ?? pick((u) => u.role === 'clinic_staff' && u.user !== nurse.user, 'a second clinic staff member');
+// People the admin gives a console password (set by the admin, or chosen through an
+// enrollment link): anyone the rest of the flow does not sign in as.
+const inFlow = (u) => [nurse, doctor, admin, interpreter, lockee].some((p) => p.user === u.user);
+const passwordee = users.find(byId('nagqu-tmh-tenzin')) ?? pick((u) => u.role === 'clinic_staff' && !inFlow(u), 'a clinic staff member for SetPassword');
+const enrollee = users.find(byId('xagqu-norbu')) ?? pick((u) => u.role === 'clinic_staff' && !inFlow(u) && u.user !== passwordee.user, 'a clinic staff member for enrollment');
 
 // ---- time in Asia/Shanghai (UTC+8, no daylight saving) ------------------------
 
@@ -204,6 +213,61 @@ async function call(page, service, method, request) {
   }, [service, method, request]);
 }
 
+// ---- accessibility (axe-core) ---------------------------------------------------
+
+let axeSource = null;
+const accessibilityReport = [];
+const BLOCKING_IMPACTS = new Set(['serious', 'critical']);
+
+function axe() {
+  if (axeSource === null) {
+    let file;
+    try {
+      file = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+    } catch {
+      throw new Failure('axe-core is not installed: run `npm ci` in tests/console (it is in package-lock.json)');
+    }
+    axeSource = readFileSync(file, 'utf8');
+  }
+  return axeSource;
+}
+
+/**
+ * Runs axe-core on what `page` shows now (`name` says which page) and fails on
+ * serious or critical violations, printing them. The CSP forbids inline scripts, so
+ * axe is evaluated through the DevTools protocol rather than added as a <script>.
+ */
+async function accessibility(page, name) {
+  if (await page.evaluate(() => typeof window.axe === 'undefined')) await page.evaluate(axe());
+  const result = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return {
+      version: r.testEngine.version,
+      passes: r.passes.length,
+      incomplete: r.incomplete.length,
+      violations: r.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        helpUrl: v.helpUrl,
+        nodes: v.nodes.map((n) => ({ target: n.target.join(' '), html: n.html.slice(0, 300), summary: n.failureSummary })),
+      })),
+    };
+  });
+  accessibilityReport.push({ page: name, who: page.who, url: page.url(), ...result });
+  const blocking = result.violations.filter((v) => BLOCKING_IMPACTS.has(v.impact));
+  const others = result.violations.filter((v) => !BLOCKING_IMPACTS.has(v.impact));
+  log(`  axe ${result.version} on ${name}: ${result.passes} rules pass, ${result.violations.length} violated` +
+    (result.violations.length ? ` (${result.violations.map((v) => `${v.id}: ${v.impact}`).join(', ')})` : ''));
+  for (const v of [...blocking, ...others]) {
+    log(`    ${v.impact} ${v.id}: ${v.help} (${v.helpUrl})`);
+    for (const n of v.nodes.slice(0, 5)) log(`      ${n.target}: ${n.summary.replace(/\s+/g, ' ')}`);
+  }
+  check(blocking.length === 0, `${page.who}: ${name}: ${blocking.length} serious or critical accessibility violation(s): ${blocking.map((v) => `${v.id} (${v.nodes.length} node(s))`).join(', ')}`);
+}
+
+// ---- the room ------------------------------------------------------------------------
+
 async function roomStats(page) {
   return page.evaluate(() => (window.__teleconsultRoom ? window.__teleconsultRoom.stats() : null));
 }
@@ -261,6 +325,7 @@ async function main() {
       await goto(nursePage, '#/signin');
       await nursePage.locator(tid('signin-form')).waitFor();
       await shot(nursePage, 'signin');
+      await accessibility(nursePage, 'sign-in');
       await signIn(nursePage, nurse.user, `${nurse.password}-wrong`);
       const { code, text } = await signInError(nursePage);
       check(code === 'UNAUTHENTICATED', `a wrong password shows ${code} (${text}), not UNAUTHENTICATED`);
@@ -289,7 +354,9 @@ async function main() {
 
     await step('nurse and doctor sign in', async () => {
       await signInOk(nursePage, nurse);
+      await nursePage.locator(`${tid('consultations-table')}, ${tid('consultations-empty')}`).first().waitFor({ state: 'attached' });
       await shot(nursePage, 'nurse-home');
+      await accessibility(nursePage, 'consultations');
       await signInOk(doctorPage, doctor);
       await shot(doctorPage, 'doctor-home');
     });
@@ -350,6 +417,7 @@ async function main() {
       const autoAccept = doctorPage.locator(tid('availability-auto-accept'));
       if (await autoAccept.isChecked()) await autoAccept.uncheck();
       await shot(doctorPage, 'doctor-availability');
+      await accessibility(doctorPage, 'availability');
       await doctorPage.locator(tid('availability-save')).click();
       await doctorPage.locator(tid('availability-saved')).waitFor({ state: 'visible' });
       await shot(doctorPage, 'doctor-availability-saved');
@@ -381,12 +449,14 @@ async function main() {
       await nursePage.locator(tid('book-reason')).fill('Chest pain at 4,500 m; ECG attached (e2e test).');
       await nursePage.locator(tid('book-case-summary')).fill('58-year-old herder, exertional chest pain for two weeks.');
       await shot(nursePage, 'nurse-book');
+      await accessibility(nursePage, 'find and book');
       await nursePage.locator(tid('book-submit')).click();
       await nursePage.waitForURL(/#\/consultation\/[^/]+$/);
       const id = decodeURIComponent(new URL(nursePage.url()).hash.split('/').pop());
       await nursePage.locator(tid('consultation-detail')).waitFor();
       log(`  booked consultation ${id}`);
       await shot(nursePage, 'nurse-consultation-requested');
+      await accessibility(nursePage, 'consultation detail (requested)');
       return id;
     });
 
@@ -394,6 +464,7 @@ async function main() {
       const item = doctorPage.locator(tid(`inbox-item-${consultationId}`));
       await item.waitFor({ timeout: 30_000 });
       await shot(doctorPage, 'doctor-inbox');
+      await accessibility(doctorPage, 'inbox');
       await doctorPage.locator(tid(`accept-${consultationId}`)).click();
       await doctorPage.locator(tid(`inbox-accepted-${consultationId}`)).waitFor();
       await shot(doctorPage, 'doctor-inbox-accepted');
@@ -402,6 +473,7 @@ async function main() {
     await step('nurse sees it scheduled (live) and records consent', async () => {
       await nursePage.locator(`${tid('consultation-state')}[data-state="CONSULTATION_STATE_SCHEDULED"]`).first().waitFor({ timeout: 30_000 });
       await nursePage.locator(tid('consent-form')).waitFor();
+      await accessibility(nursePage, 'consultation detail (consent form)');
       await nursePage.locator(tid('consent-consenter')).selectOption('CONSENTER_PATIENT');
       await nursePage.locator(tid('consent-method')).selectOption('METHOD_WRITTEN');
       await nursePage.locator(tid('consent-confirm')).check();
@@ -435,6 +507,7 @@ async function main() {
       }
       await shot(nursePage, 'room-nurse');
       await shot(doctorPage, 'room-doctor');
+      await accessibility(nursePage, 'room');
       await nursePage.setViewportSize(TABLET);
       await nursePage.waitForTimeout(500);
       await shot(nursePage, 'room-nurse-tablet');
@@ -541,6 +614,7 @@ async function main() {
       await doctorPage.locator(tid('opinion-recommendations')).fill('Aspirin 100 mg daily; avoid exertion above 4,000 m; stress test at the county hospital.');
       await doctorPage.locator(tid('opinion-follow-up')).fill('Follow up in two weeks by teleconsult.');
       await shot(doctorPage, 'doctor-opinion-form');
+      await accessibility(doctorPage, 'opinion form');
       await doctorPage.locator(tid('opinion-file')).click();
       await doctorPage.locator(tid('opinion-sign')).waitFor();
       await doctorPage.locator(tid('opinion-sign')).click();
@@ -558,10 +632,12 @@ async function main() {
       const content = nursePage.locator(`${tid('opinion-check-content')}[data-ok="true"]`);
       if (await content.count()) log('  content hash recomputed in the browser: ok');
       await shot(nursePage, 'nurse-opinion');
+      await accessibility(nursePage, 'consultation detail (signed opinion)');
     });
 
+    let adminPage = null;
     await step('admin sees the timeline and a verified chain', async () => {
-      const adminPage = await newPage(browser, ignoreHTTPSErrors, 'admin');
+      adminPage = await newPage(browser, ignoreHTTPSErrors, 'admin');
       await signInOk(adminPage, admin);
       await goto(adminPage, `#/timeline/${consultationId}`);
       await adminPage.locator(tid('timeline-list')).waitFor();
@@ -573,6 +649,7 @@ async function main() {
       const quality = await adminPage.locator(tid('timeline-quality-row')).count();
       log(`  session quality rows: ${quality}`);
       await shot(adminPage, 'admin-timeline');
+      await accessibility(adminPage, 'timeline');
       await goto(adminPage, '#/verify');
       await adminPage.locator(tid('verify-form')).waitFor();
       await adminPage.locator(tid('verify-submit')).click();
@@ -583,14 +660,191 @@ async function main() {
       check(intact === 'true', `the chain does not verify: ${(await verdict.textContent()).trim()}`);
       log(`  chain verified: ${checked.trim()} records checked`);
       await shot(adminPage, 'admin-verify');
+      await accessibility(adminPage, 'verify');
       await goto(adminPage, '#/audit');
       await adminPage.locator(tid('audit-form')).waitFor();
       await adminPage.locator(tid('audit-query-submit')).click();
       await adminPage.locator(`${tid('audit-table')}, ${tid('audit-empty')}`).first().waitFor();
       await shot(adminPage, 'admin-audit');
+      await accessibility(adminPage, 'audit');
+    });
+
+    await step('admin exports the audit log as JSON Lines and as FHIR from the console', async () => {
+      const exported = async (format, file) => {
+        await adminPage.locator(tid('audit-export-format')).selectOption(format);
+        await adminPage.locator(tid('audit-export-submit')).click();
+        const result = adminPage.locator(`${tid('audit-export-result')}[data-format="${format}"]`);
+        await result.waitFor({ timeout: 30_000 });
+        const [download] = await Promise.all([
+          adminPage.waitForEvent('download'),
+          adminPage.locator(tid('audit-export-download')).click(),
+        ]);
+        const saved = path.join(artifacts, file);
+        await download.saveAs(saved);
+        const text = readFileSync(saved, 'utf8');
+        check(text.endsWith('\n'), `${file}: the export does not end with a newline`);
+        const lines = text.slice(0, -1).split('\n');
+        const records = lines.map((line, i) => {
+          let value;
+          try {
+            value = JSON.parse(line);
+          } catch (e) {
+            throw new Failure(`${file}: line ${i + 1} is not JSON (${e.message}): ${line.slice(0, 200)}`);
+          }
+          check(value !== null && typeof value === 'object' && !Array.isArray(value), `${file}: line ${i + 1} is not a JSON object`);
+          return value;
+        });
+        const shown = Number(await result.getAttribute('data-records'));
+        check(shown === records.length, `${file}: the page says ${shown} records, the file has ${records.length} lines`);
+        const head = {
+          seq: await adminPage.locator(`${tid('audit-export-head-seq')} [data-seq]`).getAttribute('data-seq'),
+          hash: await adminPage.locator(`${tid('audit-export-head-hash')} [data-hash]`).getAttribute('data-hash'),
+        };
+        log(`  ${format}: ${records.length} lines (${text.length} bytes) saved as ${download.suggestedFilename()}; head shown: seq ${head.seq}, ${head.hash}`);
+        return { records, head };
+      };
+
+      await goto(adminPage, '#/audit');
+      await adminPage.locator(tid('audit-export-form')).waitFor();
+      const jsonl = await exported('FORMAT_JSONL', 'audit-export.jsonl');
+      const { records, head } = jsonl;
+      check(records.length > 0, 'the JSON Lines export is empty');
+      const last = records.at(-1);
+      check(String(last.seq) === head.seq, `the last line's seq is ${last.seq}, the head shown is ${head.seq}`);
+      check(last.hash === head.hash, `the last line's hash ${last.hash} is not the head shown (${head.hash})`);
+      for (let i = 1; i < records.length; i += 1) {
+        check(records[i].seq === records[i - 1].seq + 1, `the export skips from seq ${records[i - 1].seq} to ${records[i].seq}`);
+        check(records[i].prev_hash === records[i - 1].hash, `seq ${records[i].seq}: prev_hash does not chain to seq ${records[i - 1].seq}`);
+      }
+      log(`  JSON Lines: seq ${records[0].seq}…${last.seq}, every line a JSON object chained to the one before; last seq and hash = the head shown`);
+      await shot(adminPage, 'admin-audit-export');
+      await accessibility(adminPage, 'audit export');
+
+      const fhir = await exported('FORMAT_FHIR_NDJSON', 'audit-export-fhir.ndjson');
+      const notAuditEvents = fhir.records.filter((r) => r.resourceType !== 'AuditEvent').length;
+      check(notAuditEvents === 0, `${notAuditEvents} FHIR lines are not AuditEvent resources`);
+      check(fhir.records.length >= records.length, `the FHIR export has fewer records (${fhir.records.length}) than the JSON Lines one (${records.length})`);
+    });
+
+    const newPassword = `E2e-${Date.now().toString(36)}-set-by-admin`;
+    await step(`admin sets a console password for ${passwordee.user} on the accounts page; it signs in`, async () => {
+      await adminPage.locator(tid('nav-accounts')).click();
+      await adminPage.waitForURL(/#\/admin\/accounts$/);
+      await adminPage.locator(tid('accounts-table')).waitFor();
+      await adminPage.locator(tid('accounts-institution')).selectOption(passwordee.institution);
+      await adminPage.locator(tid('accounts-load')).click();
+      await adminPage.locator(`${tid('accounts-table')} tbody tr`).first().waitFor();
+      const institutions = await adminPage.locator(`${tid('accounts-table')} tbody tr`).evaluateAll((rows) => [...new Set(rows.map((r) => r.dataset.institutionId))]);
+      check(institutions.length === 1 && institutions[0] === passwordee.institution, `listing ${passwordee.institution} shows users of ${institutions.join(', ')}`);
+      await adminPage.locator(tid(`account-row-${passwordee.user}`)).waitFor();
+      log(`  ${await adminPage.locator(tid('accounts-count')).getAttribute('data-count')} users of ${passwordee.institution} listed`);
+      await shot(adminPage, 'admin-accounts');
+      await accessibility(adminPage, 'accounts');
+
+      await adminPage.locator(tid(`account-set-password-${passwordee.user}`)).click();
+      await adminPage.locator(`${tid('account-panel')}[data-kind="password"][data-user-id="${passwordee.user}"]`).waitFor();
+      const focused = () => adminPage.evaluate(() => document.activeElement?.dataset.testid || document.activeElement?.tagName);
+      check(await focused() === 'account-password', `opening the form focuses ${await focused()}, not the password field`);
+      const error = adminPage.locator(tid('account-password-error'));
+      // The form's own check: the two entries differ.
+      await adminPage.locator(tid('account-password')).fill('abcdefghijk');
+      await adminPage.locator(tid('account-password-again')).fill('abcdefghijX');
+      await adminPage.locator(tid('account-password-submit')).click();
+      await error.waitFor({ state: 'visible' });
+      log(`  mismatch refused in the page: ${(await error.textContent()).trim()}`);
+      // The broker's check: at most 256 characters (the page leaves that to the broker).
+      const tooLong = 'x'.repeat(300);
+      await adminPage.locator(tid('account-password')).fill(tooLong);
+      await adminPage.locator(tid('account-password-again')).fill(tooLong);
+      await adminPage.locator(tid('account-password-submit')).click();
+      await adminPage.locator(`${tid('account-password-error')}[data-code="INVALID_ARGUMENT"]`).waitFor();
+      log(`  broker refused a 300-character password: INVALID_ARGUMENT: ${(await error.textContent()).trim()}`);
+      // The keyboard way: type twice, Enter.
+      await adminPage.locator(tid('account-password')).fill(newPassword);
+      await adminPage.locator(tid('account-password-again')).fill(newPassword);
+      await adminPage.locator(tid('account-password-again')).press('Enter');
+      await adminPage.locator(tid('account-password-done')).waitFor({ state: 'visible' });
+      check(await error.isHidden(), 'the error is still shown after the password was set');
+      log(`  ${(await adminPage.locator(tid('account-password-done')).textContent()).trim()}`);
+      await shot(adminPage, 'admin-accounts-password-set');
+      await accessibility(adminPage, 'accounts (password form)');
+      await adminPage.keyboard.press('Escape');
+      await adminPage.locator(tid('account-panel')).waitFor({ state: 'detached' });
+      check(await focused() === `account-set-password-${passwordee.user}`, `Escape leaves the focus on ${await focused()}, not the row's button`);
+
+      const page = await newPage(browser, ignoreHTTPSErrors, passwordee.user);
+      await signIn(page, passwordee.user, passwordee.password);
+      const old = await signInError(page);
+      check(old.code === 'UNAUTHENTICATED', `the replaced password answers ${old.code} (${old.text})`);
+      await signInOk(page, { user: passwordee.user, password: newPassword });
+      log(`  ${passwordee.user} signs in with the new password in a fresh browser (the old one is refused)`);
+      await shot(page, 'password-set-signed-in');
+      await page.context().close();
+      pages.delete(page);
+    });
+
+    await step(`admin makes an enrollment link for ${enrollee.user}; opened in a fresh browser it sets a password and signs in`, async () => {
+      const origin = new URL(consoleUrl).origin;
+      await adminPage.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+      await adminPage.locator(tid('accounts-institution')).selectOption('');
+      await adminPage.locator(tid('accounts-load')).click();
+      await adminPage.locator(tid('accounts-search')).fill(enrollee.user);
+      await adminPage.locator(`${tid('accounts-count')}[data-count="1"]`).waitFor();
+      await adminPage.locator(tid(`account-enroll-${enrollee.user}`)).click();
+      await adminPage.locator(`${tid('account-panel')}[data-kind="enroll"][data-user-id="${enrollee.user}"]`).waitFor();
+      await adminPage.locator(tid('account-enroll-hours')).fill('24');
+      const asked = Date.now();
+      await adminPage.locator(tid('account-enroll-submit')).click();
+      await adminPage.locator(tid('account-enroll-result')).waitFor();
+      const link = await adminPage.locator(tid('account-enroll-link')).inputValue();
+      check(link.startsWith(`${origin}/#/enroll/`), `the enrollment link is ${link}`);
+      const expires = Number(await adminPage.locator(tid('account-enroll-expires')).getAttribute('data-expires')) * 1000;
+      const expected = asked + 24 * 3600_000;
+      check(Math.abs(expires - expected) < 5 * 60_000, `the link expires at ${new Date(expires).toISOString()}, not 24 hours from now`);
+      const expiresText = (await adminPage.locator(tid('account-enroll-expires')).textContent()).trim();
+      check(expiresText.includes(shanghaiParts(expires).time), `the expiry "${expiresText}" is not in Asia/Shanghai time (${shanghaiParts(expires).time})`);
+      log(`  link ${link.replace(/[0-9a-f]{16,}$/, (token) => `${token.slice(0, 8)}…`)}; ${expiresText}`);
+      await adminPage.locator(tid('account-enroll-copy')).click();
+      await adminPage.locator(`${tid('account-enroll-copied')}[data-copied]`).waitFor();
+      const copied = await adminPage.locator(tid('account-enroll-copied')).getAttribute('data-copied');
+      const clipboard = await adminPage.evaluate(() => navigator.clipboard.readText()).catch((e) => `(unreadable: ${e.message})`);
+      check(copied === 'true' && clipboard === link, `copy says ${copied}; the clipboard holds ${clipboard}`);
+      await shot(adminPage, 'admin-accounts-enrollment-link');
+      await accessibility(adminPage, 'accounts (enrollment link)');
+
+      const page = await newPage(browser, ignoreHTTPSErrors, enrollee.user);
+      await page.goto(link);
+      await page.locator(tid('enroll-form')).waitFor();
+      await shot(page, 'enroll');
+      await accessibility(page, 'enroll');
+      const chosen = `E2e-${Date.now().toString(36)}-chosen-by-user`;
+      await page.locator(tid('enroll-password')).fill(chosen);
+      await page.locator(tid('enroll-password-again')).fill(chosen);
+      await page.locator(tid('enroll-password-again')).press('Enter');
+      await page.locator(`${tid('current-user')}[data-user-id="${enrollee.user}"]`).waitFor();
+      log(`  ${enrollee.user} chose a password and landed signed in at ${new URL(page.url()).hash}`);
+      await shot(page, 'enrolled-signed-in');
+      await page.context().close();
+      pages.delete(page);
+
+      const again = await newPage(browser, ignoreHTTPSErrors, `${enrollee.user}-again`);
+      await again.goto(link);
+      await again.locator(tid('enroll-password')).fill(chosen);
+      await again.locator(tid('enroll-password-again')).fill(chosen);
+      await again.locator(tid('enroll-submit')).click();
+      const reused = again.locator(tid('enroll-error'));
+      await reused.waitFor({ state: 'visible' });
+      const code = await reused.getAttribute('data-code');
+      check(code === 'FAILED_PRECONDITION', `a used link answers ${code}: ${(await reused.textContent()).trim()}`);
+      log(`  the link used a second time: ${code}: ${(await reused.textContent()).trim()}`);
+      await again.context().close();
+      pages.delete(again);
     });
 
     writeFileSync(path.join(artifacts, 'media-stats.json'), JSON.stringify(results, null, 2));
+    const pagesChecked = accessibilityReport.length;
+    const findings = accessibilityReport.reduce((n, r) => n + r.violations.length, 0);
+    log(`accessibility: ${pagesChecked} page views checked with axe-core; ${findings} minor or moderate finding(s), none serious or critical`);
     log(`PASS: every step passed; ${shots} screenshots in ${artifacts}`);
   } catch (error) {
     log(`✘ FAILED at step "${currentStep}": ${error instanceof Failure ? error.message : error.stack || error}`);
@@ -602,6 +856,7 @@ async function main() {
     }
     throw error;
   } finally {
+    writeFileSync(path.join(artifacts, 'accessibility.json'), JSON.stringify(accessibilityReport, null, 2));
     await browser.close().catch(() => {});
   }
 }

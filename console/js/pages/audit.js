@@ -1,7 +1,7 @@
 // #/audit: admins query the audit log by time, institution, user, role, consultation,
-// action and outcome, page by page.
+// action and outcome, page by page, and export what the filters select as a file.
 
-import { h, replace, field, select, section, busy, checkbox } from '../ui.js';
+import { h, replace, field, select, section, busy, checkbox, facts } from '../ui.js';
 import { enumNames } from '../proto.js';
 import { summary, actionLabel, outcomeLabel, rawDetails } from '../auditfmt.js';
 import { loadInstitutions, institutionName } from '../directory.js';
@@ -68,19 +68,19 @@ export function mount(container, ctx) {
   let pageIndex = 0;
   let query = null;
 
-  function request(token) {
+  function request(token, q = query) {
     const r = {
-      institution_id: query.institution,
-      user_id: query.user,
-      role: query.role,
-      consultation_id: query.consultation,
-      action: query.action,
-      outcome: query.outcome || 0,
-      newest_first: query.newestFirst,
-      page: { page_size: query.pageSize, page_token: token },
+      institution_id: q.institution,
+      user_id: q.user,
+      role: q.role,
+      consultation_id: q.consultation,
+      action: q.action,
+      outcome: q.outcome || 0,
+      newest_first: q.newestFirst,
+      page: { page_size: q.pageSize, page_token: token },
     };
-    if (query.from) r.from = time.toTimestamp(query.from);
-    if (query.to) r.to = time.toTimestamp(query.to);
+    if (q.from) r.from = time.toTimestamp(q.from);
+    if (q.to) r.to = time.toTimestamp(q.to);
     return r;
   }
 
@@ -135,16 +135,15 @@ export function mount(container, ctx) {
     }
   }
 
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    ctx.clearError();
+  // The filters as the form holds them; null (and an error shown) when a time is invalid.
+  function readFilters() {
     const fromDate = from.value ? time.fromLocalInput(from.value) : null;
     const toDate = to.value ? time.fromLocalInput(to.value) : null;
     if ((from.value && !fromDate) || (to.value && !toDate)) {
       ctx.showError(t('audit.badTime'));
-      return;
+      return null;
     }
-    query = {
+    return {
       from: fromDate,
       to: toDate,
       institution: institution.value,
@@ -156,6 +155,14 @@ export function mount(container, ctx) {
       newestFirst: newestFirst.checked,
       pageSize: Number(pageSize.value),
     };
+  }
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    ctx.clearError();
+    const filters = readFilters();
+    if (!filters) return;
+    query = filters;
     tokens.length = 1;
     busy(submit, () => show(0));
   });
@@ -163,6 +170,120 @@ export function mount(container, ctx) {
     setTimeout(() => { newestFirst.checked = true; pageSize.value = '50'; }, 0);
   });
 
-  container.append(h('h1', {}, t('audit.title')), section(t('audit.filters'), form), results);
-  return () => controller.abort();
+  const exporter = exportSection(ctx, { readFilters, request, signal });
+
+  container.append(h('h1', {}, t('audit.title')), section(t('audit.filters'), form), exporter.el, results);
+  return () => {
+    controller.abort();
+    exporter.dispose();
+  };
+}
+
+// ---- export: the records the filters select, as a file ---------------------------
+
+const EXPORT_FORMATS = [
+  { value: 'FORMAT_JSONL', extension: 'jsonl', type: 'application/jsonl', label: 'audit.exportJsonl' },
+  { value: 'FORMAT_FHIR_NDJSON', extension: 'ndjson', type: 'application/fhir+ndjson', label: 'audit.exportFhir' },
+];
+
+/**
+ * AuditService/Export streams the records in chunks; they are joined into one Blob
+ * offered as a download (an <a download> to a blob: URL, which the CSP allows), with
+ * the chain head that the last chunk carries, to be compared with a verification.
+ */
+function exportSection(ctx, { readFilters, request, signal }) {
+  const { t, time } = ctx;
+  const format = select(EXPORT_FORMATS.map((f) => ({ value: f.value, label: t(f.label) })), { testid: 'audit-export-format' });
+  const start = h('button', { type: 'submit', class: 'primary', testid: 'audit-export-submit' }, t('audit.exportStart'));
+  const cancel = h('button', { type: 'button', class: 'secondary', testid: 'audit-export-cancel', hidden: true }, t('common.cancel'));
+  const progress = h('p', { role: 'status', testid: 'audit-export-progress', class: 'muted' });
+  const result = h('div', { testid: 'audit-export-result-box' });
+  const form = h('form', { testid: 'audit-export-form' },
+    h('p', { class: 'hint' }, t('audit.exportLead')),
+    h('div', { class: 'inline-form export-controls' }, field(t('audit.exportFormat'), format), h('div', { class: 'actions' }, start, cancel)),
+    progress,
+    result);
+
+  let url = null;
+  let running = null; // the AbortController of the export under way
+
+  function revoke() {
+    if (url) URL.revokeObjectURL(url);
+    url = null;
+  }
+
+  cancel.addEventListener('click', () => running && running.abort());
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (running) return;
+    ctx.clearError();
+    const filters = readFilters();
+    if (!filters) return;
+    const chosen = EXPORT_FORMATS.find((f) => f.value === format.value) || EXPORT_FORMATS[0];
+    // Chain order (oldest first), whatever the list shows: the file ends at the head.
+    const filter = request('', { ...filters, newestFirst: false, pageSize: 0 });
+    delete filter.page;
+    revoke();
+    replace(result);
+    const chunks = [];
+    let bytes = 0;
+    let records = 0;
+    let head = null;
+    running = new AbortController();
+    const abort = () => running && running.abort();
+    signal.addEventListener('abort', abort);
+    start.disabled = true;
+    start.setAttribute('aria-busy', 'true');
+    cancel.hidden = false;
+    replace(progress, t('audit.exportRunning'));
+    try {
+      await ctx.serverStream(AUDIT, 'Export', { filter, format: chosen.value }, {
+        signal: running.signal,
+        onMessage: (chunk) => {
+          if (chunk.data.length) {
+            chunks.push(chunk.data);
+            bytes += chunk.data.length;
+            for (const b of chunk.data) if (b === 0x0a) records += 1;
+          }
+          if (chunk.head_hash) head = { seq: String(chunk.head_seq), hash: chunk.head_hash };
+          replace(progress, t('audit.exportProgress', { n: records, size: formatBytes(bytes) }));
+        },
+      });
+      url = URL.createObjectURL(new Blob(chunks, { type: chosen.type }));
+      const stamp = time.localParts(new Date());
+      const name = `teleconsult-audit-${stamp.date}-${stamp.time.replace(':', '')}${head ? `-seq${head.seq}` : ''}.${chosen.extension}`;
+      const link = h('a', { href: url, download: name, class: 'button primary', testid: 'audit-export-download' },
+        t('audit.exportDownload', { name }));
+      replace(progress, t('audit.exportDone', { n: records }));
+      replace(result, h('div', { class: 'export-result', testid: 'audit-export-result', 'data-format': chosen.value, 'data-records': String(records) },
+        facts([
+          [t('audit.exportRecords'), String(records), 'audit-export-records'],
+          [t('audit.exportSize'), formatBytes(bytes), 'audit-export-size'],
+          [t('audit.exportHeadSeq'), head ? h('span', { 'data-seq': head.seq }, head.seq) : null, 'audit-export-head-seq'],
+          [t('audit.exportHeadHash'), head ? h('code', { class: 'hash', 'data-hash': head.hash }, head.hash) : null, 'audit-export-head-hash'],
+          [t('audit.exportedAt'), time.formatDateTimeSeconds(new Date())],
+        ]),
+        h('p', { class: 'hint' }, t('audit.exportHeadHint')),
+        h('p', {}, link)));
+      link.focus();
+    } catch (e) {
+      replace(progress, e.name === 'AbortError' ? t('audit.exportCancelled') : '');
+      if (e.name !== 'AbortError') ctx.showError(e);
+    } finally {
+      signal.removeEventListener('abort', abort);
+      running = null;
+      start.disabled = false;
+      start.removeAttribute('aria-busy');
+      cancel.hidden = true;
+    }
+  });
+
+  return { el: section(t('audit.exportTitle'), form), dispose: revoke };
+}
+
+function formatBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }

@@ -153,4 +153,18 @@ async fn only_the_users_admin_creates_their_enrollment() {
         Code::InvalidArgument,
         "valid_hours",
     );
+    // A deactivated user could never use a link: none is made.
+    app.directory_as(BIRU_ADMIN)
+        .update_user(pb::UpdateUserRequest {
+            id: INTERPRETER.into(),
+            active: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    refused(
+        create(INTERPRETER, &admin).await,
+        Code::FailedPrecondition,
+        "deactivated",
+    );
 }
