@@ -6,7 +6,14 @@
 //! Needs `node` (20 or later), `npm` and `/usr/bin/chromium`. When Chromium is missing
 //! and the test runs as root with apt-get, it installs it; `npm ci` installs
 //! playwright-core (never a browser download). `.ci/run` installs both up front.
+//!
+//! The broker and the browser run in a network namespace of their own
+//! (`teleconsult-e2e-<pid>`, made with `ip netns` and deleted afterwards), so that the
+//! flow can cut their network (a `tc` qdisc on the namespace's loopback) to see the
+//! consult room recover, without touching the host's. Where no namespace can be made
+//! (not root, no `ip`), they use the host's network and that step is skipped.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +36,19 @@ fn the_console_books_consults_and_relays_media_in_chromium() {
     let e2e_dir = Path::new(MANIFEST_DIR).join("tests/console");
     playwright(&e2e_dir);
     let artifacts = artifacts_dir();
-    let broker = Broker::start(&artifacts);
+    // Declared before the broker, so that it is deleted after the broker stopped.
+    let network = NetworkNamespace::create();
+    match &network {
+        Ok(namespace) => println!(
+            "network namespace {}: the broker and the browser run in it",
+            namespace.name
+        ),
+        Err(reason) => println!(
+            "no network namespace of our own ({reason}): the broker and the browser use \
+             the host's network, and the network-drop step is skipped"
+        ),
+    }
+    let broker = Broker::start(&artifacts, network.as_ref().ok());
     println!(
         "broker: console {}, data {}",
         broker.console_url,
@@ -37,7 +56,11 @@ fn the_console_books_consults_and_relays_media_in_chromium() {
     );
 
     let users = demo_users(&broker.data_dir.join("console-demo-users.tsv"));
-    let mut command = Command::new(&node);
+    let mut command = command_in(network.as_ref().ok(), &node);
+    match &network {
+        Ok(namespace) => command.env("TELECONSULT_E2E_NETNS", &namespace.name),
+        Err(reason) => command.env("TELECONSULT_E2E_NO_NETWORK_DROP", reason),
+    };
     command
         .arg(e2e_dir.join("e2e.mjs"))
         .current_dir(MANIFEST_DIR)
@@ -233,11 +256,11 @@ struct Broker {
 }
 
 impl Broker {
-    fn start(artifacts: &Path) -> Broker {
+    fn start(artifacts: &Path, network: Option<&NetworkNamespace>) -> Broker {
         let directory = tempfile::tempdir().unwrap();
         let data_dir = directory.path().join("data");
         let log = std::fs::File::create(artifacts.join("broker.log")).unwrap();
-        let mut child = Command::new(BINARY)
+        let mut child = command_in(network, BINARY)
             .current_dir(directory.path())
             .arg("serve")
             .arg("--data-dir")
@@ -315,6 +338,91 @@ impl Drop for Broker {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+// ---- the network namespace ---------------------------------------------------------
+
+/// A network namespace of the test's own, with its loopback up and nothing else: the broker and the browser talk over 127.0.0.1 in it, and
+/// e2e.mjs may cut that network with `tc` (the host's loopback is never touched).
+/// Deleted when dropped, also when the test fails; the kernel frees it once its last
+/// process exited.
+struct NetworkNamespace {
+    name: String,
+}
+
+impl NetworkNamespace {
+    /// `teleconsult-e2e-<pid>`, or why it cannot be made here (not root, no `ip`).
+    fn create() -> Result<NetworkNamespace, String> {
+        delete_stale_namespaces();
+        let name = format!("{NAMESPACE_PREFIX}{}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let namespace = NetworkNamespace { name };
+        let name = namespace.name.as_str();
+        // No multicast route: the broker must not need one (it does not resolve mDNS
+        // candidates; see relay/media.rs).
+        ip(&["-n", name, "link", "set", "lo", "up"])?;
+        Ok(namespace)
+    }
+}
+
+impl Drop for NetworkNamespace {
+    fn drop(&mut self) {
+        if let Err(error) = ip(&["netns", "delete", &self.name]) {
+            eprintln!("could not delete network namespace {}: {error}", self.name);
+        }
+    }
+}
+
+const NAMESPACE_PREFIX: &str = "teleconsult-e2e-";
+
+/// Namespaces left by runs that were killed before they could delete theirs (their
+/// test process is gone); those of a run still going are left alone.
+fn delete_stale_namespaces() {
+    let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let Some(pid) = name.strip_prefix(NAMESPACE_PREFIX) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = ip(&["netns", "delete", name]);
+        }
+    }
+}
+
+/// Runs `ip args…`; its error output when it fails.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let output = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("`ip` cannot run: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "`ip {}` failed ({}): {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    ))
+}
+
+/// A command for `program`, run inside `namespace` when there is one. `ip netns exec`
+/// execs the program in its own process, so the child's id is the program's.
+fn command_in(namespace: Option<&NetworkNamespace>, program: impl AsRef<OsStr>) -> Command {
+    match namespace {
+        Some(namespace) => {
+            let mut command = Command::new("ip");
+            command
+                .args(["netns", "exec", &namespace.name])
+                .arg(program);
+            command
+        }
+        None => Command::new(program),
     }
 }
 

@@ -979,7 +979,7 @@ export function tEnum(name) {
   return Object.prototype.hasOwnProperty.call(DICTIONARIES[language], key) ? t(key) : String(name);
 }
 
-// ---- room: the consult room's words (console/js/pages/room.js) ----------------------
+// ---- room: the consult room's words (console/js/room/) ----------------------------
 Object.assign(zh, {
   'room.title': '会诊室',
   'room.statusStarting': '正在打开摄像头和麦克风…',

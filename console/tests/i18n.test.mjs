@@ -15,7 +15,7 @@ const AUDIT_ACTIONS = new Set(['audit.checkpoint', 'audit.verify', 'audit.query'
 
 function sources() {
   const files = [];
-  for (const dir of [jsDir, join(jsDir, 'pages')]) {
+  for (const dir of [jsDir, join(jsDir, 'pages'), join(jsDir, 'room')]) {
     for (const name of readdirSync(dir)) {
       if (name.endsWith('.js') && name !== 'i18n.js') files.push(join(dir, name));
     }

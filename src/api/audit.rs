@@ -90,17 +90,20 @@ impl Audit {
         call: &Call,
         target: &AuditTarget,
         query: &AuditQuery,
-        count: usize,
+        read: serde_json::Value,
     ) {
-        let entry = call.audit(target).details(json!({
+        let mut details = json!({
             "institution": query.institution,
             "user": query.user,
             "role": query.role,
             "target": query.target,
             "action": query.action,
             "outcome": query.outcome.map(|o| o.as_str()),
-            "records": count,
-        }));
+        });
+        if let (Some(details), serde_json::Value::Object(read)) = (details.as_object_mut(), read) {
+            details.extend(read);
+        }
+        let entry = call.audit(target).details(details);
         if let Err(error) = self.store.append_audit(entry).await {
             tracing::error!(%error, "could not record an audit read");
         }
@@ -123,7 +126,7 @@ impl AuditService for Audit {
             Some(last) if records.len() == query.limit.get() as usize => last.seq.to_string(),
             _ => String::new(),
         };
-        self.record_read(&call, &target, &query, records.len())
+        self.record_read(&call, &target, &query, json!({ "records": records.len() }))
             .await;
         Ok(Response::new(pb::QueryAuditResponse {
             records: records.iter().map(audit_record_to_proto).collect(),
@@ -208,7 +211,17 @@ impl AuditService for Audit {
         let (head_seq, head_hash) = head
             .map(|r| (r.seq, r.hash))
             .unwrap_or((0, crate::audit::GENESIS_HASH.to_owned()));
-        self.record_read(&call, &target, &query, 0).await;
+        // Recorded before the first chunk leaves: what was asked for and up to which
+        // record; the stream itself is the rest.
+        let read = json!({
+            "format": match format {
+                Format::Jsonl => "jsonl",
+                _ => "fhir_ndjson",
+            },
+            "up_to_seq": head_seq,
+            "newest_first": query.newest_first,
+        });
+        self.record_read(&call, &target, &query, read).await;
         query.limit = PageSize::new(EXPORT_CHUNK);
         if query.newest_first && query.after_seq.is_none() {
             query.after_seq = Some(head_seq + 1);

@@ -92,7 +92,12 @@ pub async fn peer_connection(
             Some(settings.ice_disconnected_timeout),
             Some(settings.ice_failed_timeout),
             Some(Duration::from_secs(2)),
-        );
+        )
+        // The broker never resolves browsers' `.local` host candidates: their checks
+        // reach it anyway and become peer-reflexive candidates. Left on (QueryOnly),
+        // every peer connection joins 224.0.0.251 and fails outright on a host with
+        // no multicast route (seen in a network namespace with only `lo`).
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
     if settings.bind_ip.is_loopback() {
         setting_engine = setting_engine.with_include_loopback_candidate(true);
     }

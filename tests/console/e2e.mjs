@@ -15,6 +15,11 @@
 //                               without it certificate errors are ignored
 //   TELECONSULT_CHROMIUM        the browser (default /usr/bin/chromium)
 //   TELECONSULT_E2E_HEADED=1    show the browser
+//   TELECONSULT_E2E_NETNS       the private network namespace (`ip netns`) this runs in,
+//                               with the broker: the network-drop step cuts its
+//                               loopback with `tc` (never the host's); unset, the step
+//                               is skipped
+//   TELECONSULT_E2E_NO_NETWORK_DROP  why there is no such namespace (said when skipping)
 //
 // Every step is logged; the first failure exits 1 naming the step, with a screenshot.
 // Every distinct page the flow visits is also checked with axe-core (a test-only
@@ -22,11 +27,13 @@
 // serious or critical violation fails the step; all findings go to accessibility.json.
 
 import { chromium } from 'playwright-core';
+import { execFile } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import tls from 'node:tls';
+import { promisify } from 'node:util';
 
 const consoleUrl = required('TELECONSULT_CONSOLE_URL').replace(/\/?$/, '/');
 const users = JSON.parse(required('TELECONSULT_E2E_USERS'));
@@ -36,6 +43,16 @@ const started = Date.now();
 const DESKTOP = { width: 1280, height: 800 };
 const TABLET = { width: 768, height: 1024 };
 const MEDIA_TIMEOUT_MS = 30_000;
+// The network drop lasts at least NETWORK_DROP_MS, and on until both rooms have been
+// `restarting` longer than their grace before asking for an ICE restart (console/js/
+// room/session.js), at most NETWORK_DROP_MAX_MS: Chromium calls ICE `disconnected` only
+// once 5 s passed without an answer to its checks, which a stable connection sends
+// every 2.5 s, so a 6 s drop often goes unnoticed. Then the room has
+// RECOVERY_TIMEOUT_MS to be back.
+const NETWORK_DROP_MS = 6000;
+const NETWORK_DROP_MAX_MS = 25_000;
+const ROOM_RESTART_GRACE_MS = 3000;
+const RECOVERY_TIMEOUT_MS = 40_000;
 
 function required(name) {
   const value = process.env[name];
@@ -138,7 +155,7 @@ async function launch() {
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--allow-loopback-in-peer-connection',
     // Remote sound plays without a click first (the fake devices need no gesture either).
     '--autoplay-policy=no-user-gesture-required',
   ];
@@ -307,6 +324,158 @@ async function waitForFrames(page, publisher, beyond, what) {
     await page.waitForTimeout(1000);
   }
   throw new Failure(`${page.who}: ${what}: no new video frames from ${publisher} (last ${JSON.stringify(from)})`);
+}
+
+// ---- the network (a qdisc on the namespace's loopback) --------------------------------
+
+const run = promisify(execFile);
+
+/** Why the network cannot be cut here, or null. Only inside the private network
+ *  namespace tests/console_e2e.rs made for the broker and the browser: a qdisc on
+ *  the host's loopback would cut every other process's too. */
+async function networkDropUnavailable() {
+  const namespace = process.env.TELECONSULT_E2E_NETNS;
+  if (!namespace) return process.env.TELECONSULT_E2E_NO_NETWORK_DROP || 'not run in a private network namespace (TELECONSULT_E2E_NETNS is not set)';
+  try {
+    const { stdout } = await run('ip', ['netns', 'identify', String(process.pid)]);
+    if (!stdout.split(/\s+/).includes(namespace)) return `this process is not in network namespace ${namespace} (ip netns identify: ${stdout.trim() || 'none'})`;
+  } catch (error) {
+    return `ip netns identify failed: ${error.message.trim()}`;
+  }
+  return null;
+}
+
+// A token bucket of 1 kbit/s with a 1 ms queue: nearly every packet on the loopback
+// (UDP media, ICE checks, the console's TCP) is dropped. netem is not needed.
+const CUT = ['qdisc', 'add', 'dev', 'lo', 'root', 'tbf', 'rate', '1kbit', 'burst', '1600', 'latency', '1ms'];
+const RESTORE = ['qdisc', 'del', 'dev', 'lo', 'root'];
+
+async function tc(args) {
+  try {
+    await run('tc', args);
+  } catch (error) {
+    throw new Failure(`tc ${args.join(' ')}: ${(error.stderr || error.message).trim()}`);
+  }
+}
+
+/** Starts noting, every 50 ms, where `page`'s room is: its status line, ICE state,
+ *  session generation (bumped by every `Open`) and the broker's ICE ufrag (new after
+ *  an ICE restart). `roomHistory` reads the notes. */
+async function recordRoom(page) {
+  await page.evaluate(() => {
+    clearInterval(window.__e2eRoomTimer);
+    const notes = [];
+    window.__e2eRoomNotes = notes;
+    let last = '';
+    const note = () => {
+      const room = window.__teleconsultRoom;
+      const sdp = room?.pc?.remoteDescription?.sdp ?? '';
+      const now = {
+        status: document.querySelector('[data-testid="room-status"]')?.dataset.state ?? null,
+        ice: room?.pc?.iceConnectionState ?? 'none',
+        generation: room?.generation ?? null,
+        ufrag: /a=ice-ufrag:(\S+)/.exec(sdp)?.[1] ?? null,
+      };
+      const key = JSON.stringify(now);
+      if (key !== last) notes.push({ at: Date.now(), ...now });
+      last = key;
+    };
+    note();
+    window.__e2eRoomTimer = setInterval(note, 50);
+  });
+}
+
+async function roomHistory(page) {
+  return page.evaluate(() => {
+    clearInterval(window.__e2eRoomTimer);
+    return window.__e2eRoomNotes ?? [];
+  });
+}
+
+/** The counters of media from `publisher` with the session generation they belong to
+ *  (a new `Open` is a new peer connection, whose counters start again from zero). */
+async function mediaCounters(page, publisher) {
+  return page.evaluate(async (p) => {
+    const room = window.__teleconsultRoom;
+    if (!room) return null;
+    const generation = room.generation;
+    const from = (await room.stats()).byPublisher[p];
+    return { generation, video: from?.videoFramesDecoded ?? 0, audio: from?.audioPacketsReceived ?? 0 };
+  }, publisher);
+}
+
+/** Media from `publisher` that arrived after `since` (counters from `mediaCounters`). */
+function mediaSince(now, since) {
+  const fresh = now.generation !== since.generation;
+  return { video: fresh ? now.video : now.video - since.video, audio: fresh ? now.audio : now.audio - since.audio };
+}
+
+/** How the room came back, from its notes: opened again (a new generation), ICE
+ *  restarted on the same connection (a new ufrag of the broker's), or neither (ICE
+ *  came back by itself before the room asked for a restart). Times are from
+ *  `restoredAt`, when the network came back. */
+function recovery(notes, restoredAt) {
+  const seconds = (at) => `${at < restoredAt ? '' : '+'}${((at - restoredAt) / 1000).toFixed(1)} s`;
+  const first = notes[0];
+  const reopened = notes.find((n) => n.generation !== first.generation);
+  if (reopened) return { path: 're-Open', detail: `the session was opened again (generation ${first.generation} → ${notes.at(-1).generation}, first at ${seconds(reopened.at)})` };
+  const restarted = notes.find((n) => n.ufrag && first.ufrag && n.ufrag !== first.ufrag);
+  if (!restarted) return { path: 'ICE recovered by itself', detail: 'same peer connection and ICE credentials: no restart happened' };
+  const iceBack = notes.find((n) => n.at >= restoredAt && n.ice === 'connected');
+  const order = iceBack && iceBack.at < restarted.at
+    ? `; ICE answered again on the old credentials at ${seconds(iceBack.at)}, before the restart took effect`
+    : '';
+  return { path: 'ICE restart', detail: `same peer connection, the broker's ICE ufrag ${first.ufrag} → ${restarted.ufrag} at ${seconds(restarted.at)}${order}` };
+}
+
+/** The notes as a line: `status/ice` at seconds from `origin`, with a new generation
+ *  (`Open`) or a new ICE ufrag of the broker's (an ICE restart) marked. */
+function transitions(notes, origin) {
+  return notes.map((n, i) => {
+    const before = notes[i - 1];
+    const marks = [];
+    if (before && n.generation !== before.generation) marks.push(`generation ${n.generation}`);
+    else if (before && n.ufrag && before.ufrag && n.ufrag !== before.ufrag) marks.push(`new ufrag ${n.ufrag}`);
+    return `${((n.at - origin) / 1000).toFixed(1)}s ${n.status}/${n.ice}${marks.length ? ` (${marks.join(', ')})` : ''}`;
+  }).join(' → ');
+}
+
+/** Since when `page`'s room has been away from `connected` after noticing a drop
+ *  (`restarting`, or `reconnecting` and `connecting` again), or null. */
+async function troubledSince(page) {
+  return page.evaluate(() => {
+    const notes = window.__e2eRoomNotes ?? [];
+    let since = null;
+    let noticed = false;
+    for (const n of notes) {
+      if (n.status === 'connected') {
+        since = null;
+        noticed = false;
+        continue;
+      }
+      since ??= n.at;
+      noticed ||= n.status === 'restarting' || n.status === 'reconnecting';
+    }
+    return noticed ? since : null;
+  });
+}
+
+/** The broker's ICE agent state changes logged between `from` and `to` (ms). */
+function brokerIceStates(from, to) {
+  let text;
+  try {
+    text = readFileSync(path.join(artifacts, 'broker.log'), 'utf8');
+  } catch {
+    return [];
+  }
+  const states = [];
+  for (const line of text.replace(/\x1b\[[0-9;]*m/g, '').split('\n')) {
+    const m = /^(\S+Z)\s.*rtc_ice::agent.*Setting new connection state: (\w+)/.exec(line);
+    if (!m) continue;
+    const at = Date.parse(m[1]);
+    if (at >= from && at <= to) states.push({ at, state: m[2] });
+  }
+  return states;
 }
 
 // ---- the flow ------------------------------------------------------------------
@@ -564,6 +733,103 @@ async function main() {
       await shot(nursePage, 'room-nurse-reconnected');
     });
 
+    let networkDrop = null;
+    await step('the network drops (media, ICE and signaling) until both rooms notice, and the room recovers by itself', async () => {
+      const unavailable = await networkDropUnavailable();
+      if (unavailable) {
+        networkDrop = { skipped: unavailable };
+        log(`  SKIPPED network drop: ${unavailable}`);
+        return;
+      }
+      const sides = [
+        { page: nursePage, other: doctor.user },
+        { page: doctorPage, other: nurse.user },
+      ];
+      for (const side of sides) await recordRoom(side.page);
+      for (const side of sides) side.before = await mediaCounters(side.page, side.other);
+      const cutAt = Date.now();
+      let restoredAt;
+      try {
+        await tc(CUT);
+      } catch (error) {
+        networkDrop = { skipped: error.message };
+        log(`  SKIPPED network drop: ${error.message}`);
+        return;
+      }
+      try {
+        log(`  tc ${CUT.join(' ')} (in network namespace ${process.env.TELECONSULT_E2E_NETNS})`);
+        await nursePage.waitForTimeout(NETWORK_DROP_MS);
+        // On until both rooms asked for an ICE restart (or gave up on ICE).
+        while (Date.now() - cutAt < NETWORK_DROP_MAX_MS) {
+          const since = await Promise.all(sides.map((side) => troubledSince(side.page)));
+          if (since.every((at) => at !== null && Date.now() - at > ROOM_RESTART_GRACE_MS + 500)) break;
+          await nursePage.waitForTimeout(250);
+        }
+        for (const side of sides) side.atRestore = await mediaCounters(side.page, side.other);
+      } finally {
+        await tc(RESTORE);
+        restoredAt = Date.now();
+      }
+      log(`  network back after ${((restoredAt - cutAt) / 1000).toFixed(1)} s`);
+      for (const { page, other, before, atRestore } of sides) {
+        const during = mediaSince(atRestore, before);
+        log(`  ${page.who} during the drop: ${during.video} video frames decoded, ${during.audio} audio packets from ${other}`);
+      }
+
+      // Back: connected on both sides, with media that arrived after the drop.
+      const deadline = restoredAt + RECOVERY_TIMEOUT_MS;
+      await Promise.all(sides.map(async (side) => {
+        const { page, other, atRestore } = side;
+        while (true) {
+          const now = await mediaCounters(page, other);
+          const after = mediaSince(now, atRestore);
+          const state = await page.locator(tid('room-status')).getAttribute('data-state');
+          if (state === 'connected' && after.video >= 10 && after.audio >= 25) {
+            side.recoveredAt = Date.now();
+            side.settled = now;
+            return;
+          }
+          if (Date.now() > deadline) {
+            const notes = await roomHistory(page);
+            throw new Failure(`${page.who}: ${RECOVERY_TIMEOUT_MS / 1000} s after the network came back the room is ${state}, with ${after.video} video frames and ${after.audio} audio packets from ${other} since; ${transitions(notes, cutAt)}`);
+          }
+          await page.waitForTimeout(250);
+        }
+      }));
+      // A moment more, so that the connection that carries the media is the settled one.
+      await nursePage.waitForTimeout(2000);
+      networkDrop = { milliseconds: restoredAt - cutAt, sides: {} };
+      for (const side of sides) {
+        const { page, other, before, atRestore, settled } = side;
+        const notes = await roomHistory(page);
+        const states = new Set(notes.map((n) => n.status));
+        const last = notes.at(-1);
+        const how = recovery(notes, restoredAt);
+        const now = await mediaCounters(page, other);
+        const after = mediaSince(now, atRestore);
+        const lately = mediaSince(now, settled);
+        // The start of the last stretch of `connected`: when the room was back.
+        let back = notes.length - 1;
+        while (back > 0 && notes[back - 1].status === 'connected') back -= 1;
+        log(`  ${page.who}: ${how.path}: ${how.detail}; connected again ${((notes[back].at - restoredAt) / 1000).toFixed(1)} s after the network came back, new media seen ${((side.recoveredAt - restoredAt) / 1000).toFixed(1)} s after`);
+        log(`    ${transitions(notes, cutAt)}`);
+        log(`    from ${other}: before ${before.video} frames / ${before.audio} audio packets (generation ${before.generation}); ` +
+          `at the end of the drop ${atRestore.video} / ${atRestore.audio}; now ${now.video} / ${now.audio} (generation ${now.generation}): ` +
+          `${after.video} frames and ${after.audio} packets since the network came back`);
+        check(states.has('restarting') || states.has('reconnecting'), `${page.who}: the room never noticed the drop (status ${[...states].join(', ')})`);
+        check(last.status === 'connected' && ['connected', 'completed'].includes(last.ice), `${page.who}: the room ended ${last.status}, ICE ${last.ice}`);
+        // Still flowing on the connection the room settled on (after any restart).
+        check(lately.video > 0 && lately.audio > 0, `${page.who}: media from ${other} stopped again after the recovery (${lately.video} frames, ${lately.audio} audio packets in the last 2 s)`);
+        networkDrop.sides[page.who] = { recovery: how, transitions: notes.map((n) => ({ ...n, at: n.at - cutAt })), before, atRestore, after: now };
+      }
+      const broker = brokerIceStates(cutAt - 1000, Date.now());
+      log(`  the broker's ICE agents meanwhile: ${broker.map((b) => `${((b.at - cutAt) / 1000).toFixed(1)}s ${b.state}`).join(' → ') || 'no change logged'}`);
+      networkDrop.brokerIce = broker.map((b) => ({ ...b, at: b.at - cutAt }));
+      results.networkDrop = networkDrop;
+      await shot(nursePage, 'room-nurse-after-network-drop');
+      await shot(doctorPage, 'room-doctor-after-network-drop');
+    });
+
     await step(`doctor invites ${interpreter.user}, who joins (three participants) and leaves`, async () => {
       await doctorPage.locator(tid('room-invite-user')).fill(interpreter.user);
       await doctorPage.locator(tid('room-invite')).click();
@@ -734,6 +1000,12 @@ async function main() {
       await adminPage.locator(tid('accounts-institution')).selectOption(passwordee.institution);
       await adminPage.locator(tid('accounts-load')).click();
       await adminPage.locator(`${tid('accounts-table')} tbody tr`).first().waitFor();
+      // The unfiltered list is still shown until the filtered one arrives (the page
+      // marks no loading): wait for it, then say what is listed if it never comes.
+      await adminPage.waitForFunction(([rows, institution]) => {
+        const shown = [...document.querySelectorAll(rows)];
+        return shown.length > 0 && shown.every((row) => row.dataset.institutionId === institution);
+      }, [`${tid('accounts-table')} tbody tr`, passwordee.institution], { timeout: 10_000 }).catch(() => {});
       const institutions = await adminPage.locator(`${tid('accounts-table')} tbody tr`).evaluateAll((rows) => [...new Set(rows.map((r) => r.dataset.institutionId))]);
       check(institutions.length === 1 && institutions[0] === passwordee.institution, `listing ${passwordee.institution} shows users of ${institutions.join(', ')}`);
       await adminPage.locator(tid(`account-row-${passwordee.user}`)).waitFor();
@@ -845,7 +1117,8 @@ async function main() {
     const pagesChecked = accessibilityReport.length;
     const findings = accessibilityReport.reduce((n, r) => n + r.violations.length, 0);
     log(`accessibility: ${pagesChecked} page views checked with axe-core; ${findings} minor or moderate finding(s), none serious or critical`);
-    log(`PASS: every step passed; ${shots} screenshots in ${artifacts}`);
+    if (networkDrop?.skipped) log(`SKIPPED network drop: ${networkDrop.skipped}`);
+    log(`PASS: every step passed${networkDrop?.skipped ? ' (the network drop was skipped)' : ''}; ${shots} screenshots in ${artifacts}`);
   } catch (error) {
     log(`✘ FAILED at step "${currentStep}": ${error instanceof Failure ? error.message : error.stack || error}`);
     const safe = currentStep.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);

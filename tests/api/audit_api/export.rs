@@ -170,6 +170,14 @@ async fn a_jsonl_export_is_what_the_same_query_returns(app: TestApp) {
         assert_eq!(exported.head_seq, head, "the head when the export began");
         let stored_head = app.store.audit_record(head).await.unwrap().unwrap();
         assert_eq!(exported.head_hash, stored_head.hash);
+        // The export itself is the next record, saying what was taken.
+        let recorded = app.store.audit_record(head + 1).await.unwrap().unwrap();
+        assert_eq!(recorded.entry.action, "audit.export");
+        assert_eq!(recorded.entry.actor.user, user);
+        let details: Value = serde_json::from_str(&recorded.entry.details).unwrap();
+        assert_eq!(details["format"], "jsonl", "{details}");
+        assert_eq!(details["up_to_seq"], head, "{details}");
+        assert_eq!(details["newest_first"], filter.newest_first, "{details}");
 
         let queried: Vec<pb::AuditRecord> = walk(&mut client, filter.clone(), 500)
             .await
