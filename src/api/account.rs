@@ -102,6 +102,45 @@ impl Account {
     }
 }
 
+/// A sign-in that did not succeed, as the audit log records it.
+struct Failure<'a> {
+    id: &'a UserId,
+    actor: Actor,
+    target: &'a str,
+    reason: &'static str,
+}
+
+impl Account {
+    /// Records a failed sign-in and answers it. A wrong password for an account with
+    /// one counts towards the lockout (`counted`); every failure gets the same answer
+    /// until the account locks.
+    async fn failed_sign_in(&self, failure: Failure<'_>, counted: bool, now: i64) -> Status {
+        let audit = AuditEntry::new(failure.actor, SIGN_IN, failure.target, Outcome::Denied)
+            .details(json!({ "reason": failure.reason }));
+        if !counted {
+            self.record(audit).await;
+            return wrong_credentials().into();
+        }
+        let lockout = self.policy.lockout.whole_microseconds() as i64;
+        let failed = self
+            .store
+            .record_failed_sign_in(failure.id, now, self.policy.max_failures, lockout, audit)
+            .await;
+        match failed {
+            Ok(outcome) => match outcome.locked_until {
+                Some(until) => ApiError::PermissionDenied(format!(
+                    "wrong user id or password; after {} failed sign-ins the account is locked until {}",
+                    self.policy.max_failures,
+                    shanghai(until)
+                ))
+                .into(),
+                None => wrong_credentials().into(),
+            },
+            Err(error) => ApiError::from(error).into(),
+        }
+    }
+}
+
 fn on_console<T>(request: &Request<T>) -> Result<(), ApiError> {
     let channel = request
         .extensions()
@@ -217,41 +256,20 @@ impl AccountService for Account {
         let matches = blocking(move || password::verify(&offered, &stored)).await?;
         let usable = user.as_ref().filter(|u| u.active);
         let (Some(user), Some(_), true) = (usable, credential.as_ref(), matches) else {
-            let reason = match (&user, &credential, matches) {
-                (None, _, _) => "no such user",
-                (Some(u), _, _) if !u.active => "the user is deactivated",
-                (_, None, _) => "the user has no password",
+            let reason = match (&user, &credential) {
+                (None, _) => "no such user",
+                (Some(u), _) if !u.active => "the user is deactivated",
+                (_, None) => "the user has no password",
                 _ => "wrong password",
             };
-            if credential.is_some() && !matches {
-                let audit =
-                    AuditEntry::new(actor.clone(), SIGN_IN, target.as_str(), Outcome::Denied)
-                        .details(json!({ "reason": reason }));
-                let failed = self
-                    .store
-                    .record_failed_sign_in(
-                        &id,
-                        now_us,
-                        self.policy.max_failures,
-                        self.policy.lockout.whole_microseconds() as i64,
-                        audit,
-                    )
-                    .await
-                    .map_err(ApiError::from)?;
-                if let Some(until) = failed.locked_until {
-                    return Err(ApiError::PermissionDenied(format!(
-                        "wrong user id or password; after {} failed sign-ins the account is locked until {}",
-                        self.policy.max_failures,
-                        shanghai(until)
-                    ))
-                    .into());
-                }
-                return Err(wrong_credentials().into());
-            }
-            let entry = AuditEntry::new(actor, SIGN_IN, target.as_str(), Outcome::Denied)
-                .details(json!({ "reason": reason }));
-            self.record(entry).await;
-            return Err(wrong_credentials().into());
+            let counted = credential.is_some() && !matches;
+            let failure = Failure {
+                id: &id,
+                actor,
+                target: &target,
+                reason,
+            };
+            return Err(self.failed_sign_in(failure, counted, now_us).await);
         };
 
         let session = self.new_session(&user.id, now);
