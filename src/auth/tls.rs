@@ -133,12 +133,12 @@ pub fn server_config(
     Ok((Arc::new(config), Revocations(verifier)))
 }
 
-/// The web console's TLS: the broker's own certificate, no client certificate asked
-/// for (browsers sign in with a password), HTTP/2 and HTTP/1.1 offered so that
-/// gRPC-Web works over either.
-pub fn console_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
-    let chain = load_certificates(&files.server_cert)?;
-    let key = load_private_key(&files.server_key)?;
+/// The web console's TLS: a server certificate (the broker's own, or one browsers
+/// already trust), no client certificate asked for (browsers sign in with a
+/// password), HTTP/2 and HTTP/1.1 offered so that gRPC-Web works over either.
+pub fn console_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = load_certificates(cert)?;
+    let key = load_private_key(key)?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

@@ -202,6 +202,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let loaded = loaded.resolve_paths(base);
             teleconsult::server::check_tls(&loaded.tls.files())
                 .context("loading the TLS material")?;
+            if let Some((cert, key)) = loaded.console.certificate() {
+                teleconsult::auth::tls::console_config(&cert, &key)
+                    .context("loading the console's certificate")?;
+            }
             println!(
                 "{}: ok (listen {}, database {})",
                 config.display(),

@@ -130,6 +130,7 @@ pub async fn run(
                 listener,
                 session_key,
                 policy: config.console.policy(),
+                certificate: config.console.certificate(),
                 assets_dir: config.console.assets_dir.clone(),
             })
         }

@@ -23,6 +23,10 @@ pub struct ConsoleSection {
     pub lockout_minutes: u32,
     /// Serve the console from this directory instead of the copy in the binary.
     pub assets_dir: Option<PathBuf>,
+    /// A certificate (PEM chain) and key for the console that browsers trust, e.g. from
+    /// the hospital's or a public CA; without them the console uses [tls] server_cert.
+    pub server_cert: Option<PathBuf>,
+    pub server_key: Option<PathBuf>,
 }
 
 impl Default for ConsoleSection {
@@ -35,6 +39,8 @@ impl Default for ConsoleSection {
             max_failed_sign_ins: policy.max_failures,
             lockout_minutes: policy.lockout.whole_minutes() as u32,
             assets_dir: None,
+            server_cert: None,
+            server_key: None,
         }
     }
 }
@@ -49,7 +55,18 @@ impl ConsoleSection {
         }
     }
 
+    /// The console's own certificate and key, when both are set.
+    pub fn certificate(&self) -> Option<(PathBuf, PathBuf)> {
+        self.server_cert.clone().zip(self.server_key.clone())
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.server_cert.is_some() != self.server_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "console.server_cert and console.server_key go together: set both or neither"
+                    .into(),
+            ));
+        }
         if !(1..=24).contains(&self.session_hours) {
             return Err(ConfigError::Invalid(
                 "console.session_hours must be from 1 to 24".into(),
@@ -65,8 +82,51 @@ impl ConsoleSection {
 
     pub(super) fn resolve_paths(&mut self, resolve: impl Fn(&mut PathBuf)) {
         resolve(&mut self.session_key);
-        if let Some(dir) = &mut self.assets_dir {
-            resolve(dir);
+        for path in [
+            &mut self.assets_dir,
+            &mut self.server_cert,
+            &mut self.server_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            resolve(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_certificate_needs_its_key() {
+        let only_cert = ConsoleSection {
+            server_cert: Some("web.pem".into()),
+            ..ConsoleSection::default()
+        };
+        let error = only_cert.validate().unwrap_err().to_string();
+        assert!(error.contains("console.server_key"), "{error}");
+        let both = ConsoleSection {
+            server_key: Some("web.key.pem".into()),
+            ..only_cert
+        };
+        assert!(both.validate().is_ok());
+        assert_eq!(
+            both.certificate(),
+            Some(("web.pem".into(), "web.key.pem".into()))
+        );
+        assert_eq!(ConsoleSection::default().certificate(), None);
+    }
+
+    #[test]
+    fn sessions_last_one_to_twenty_four_hours() {
+        for hours in [0, 25] {
+            let section = ConsoleSection {
+                session_hours: hours,
+                ..ConsoleSection::default()
+            };
+            assert!(section.validate().is_err(), "{hours} hours");
         }
     }
 }

@@ -29,6 +29,10 @@ pub struct ConsoleSettings {
     pub listener: TcpListener,
     pub session_key: SessionKey,
     pub policy: SignInPolicy,
+    /// The certificate and key browsers see; `None` uses the broker's server
+    /// certificate (from the deployment's own CA, which browsers do not trust unless
+    /// it is installed on the clinic's computers).
+    pub certificate: Option<(PathBuf, PathBuf)>,
     /// Serve the console's files from this directory instead of the copies built
     /// into the binary: for working on the console without rebuilding.
     pub assets_dir: Option<PathBuf>,

@@ -134,7 +134,13 @@ pub async fn run(
                 Assets::new(console.assets_dir),
             );
             let app = axum::Router::new().fallback_service(service);
-            let config = tls::console_config(&settings.tls)?;
+            let (cert, key) = console.certificate.clone().unwrap_or_else(|| {
+                (
+                    settings.tls.server_cert.clone(),
+                    settings.tls.server_key.clone(),
+                )
+            });
+            let config = tls::console_config(&cert, &key)?;
             let incoming = incoming::tls_incoming(
                 console.listener,
                 config,

@@ -186,6 +186,8 @@ pub struct TestApp {
 /// How a test app serves the web console.
 struct ConsoleOptions {
     assets_dir: Option<std::path::PathBuf>,
+    /// The console's own certificate and key (PEM files).
+    certificate: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Which database a test app runs on.
@@ -211,7 +213,24 @@ impl TestApp {
 
     /// The same, serving the console's files from `assets_dir` when given.
     pub async fn spawn_with_console_files(assets_dir: Option<std::path::PathBuf>) -> TestApp {
-        let console = ConsoleOptions { assets_dir };
+        let console = ConsoleOptions {
+            assets_dir,
+            certificate: None,
+        };
+        Self::spawn_with(Backend::Sqlite, HandshakeLimits::default(), Some(console))
+            .await
+            .expect("sqlite is always available")
+    }
+
+    /// The same, the console presenting `certificate` (chain and key PEM files)
+    /// instead of the broker's server certificate.
+    pub async fn spawn_with_console_certificate(
+        certificate: (std::path::PathBuf, std::path::PathBuf),
+    ) -> TestApp {
+        let console = ConsoleOptions {
+            assets_dir: None,
+            certificate: Some(certificate),
+        };
         Self::spawn_with(Backend::Sqlite, HandshakeLimits::default(), Some(console))
             .await
             .expect("sqlite is always available")
@@ -279,6 +298,7 @@ impl TestApp {
                     &CONSOLE_SESSION_KEY,
                 ),
                 policy: Default::default(),
+                certificate: console.certificate,
                 assets_dir: console.assets_dir,
             });
         }

@@ -125,3 +125,63 @@ async fn requests_from_another_origin_are_refused_before_any_service() {
     let (head, _) = web::http1(&app, "GET", "/", &[("origin", "https://evil.example")], &[]).await;
     assert_eq!(head.status, 403);
 }
+
+/// A hospital's own web certificate for the console (browsers trust its CA), while the
+/// mTLS port keeps the deployment's certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_presents_its_own_certificate_when_given_one() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Hospital web CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let (cert, key) = (dir.path().join("web.pem"), dir.path().join("web.key.pem"));
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let app = TestApp::spawn_with_console_certificate((cert, key)).await;
+    let port = app.console_address.unwrap().port();
+
+    let with_ca = |pem: String| {
+        tonic::transport::Channel::from_shared(format!("https://localhost:{port}"))
+            .unwrap()
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+                    .domain_name("localhost"),
+            )
+            .unwrap()
+            .connect_lazy()
+    };
+    let request = || pb::SignInRequest {
+        user_id: NURSE.into(),
+        password: "not the password".into(),
+    };
+    // Trusting the hospital's web CA, a client reaches the console (and is told the
+    // password is wrong: the call went through).
+    let answer = AccountServiceClient::new(with_ca(ca.pem()))
+        .sign_in(request())
+        .await;
+    refused(answer, Code::Unauthenticated, "wrong user id or password");
+    // Trusting only the deployment's CA, it does not: the console no longer shows the
+    // broker's certificate.
+    let answer = AccountServiceClient::new(app.console_channel())
+        .sign_in(request())
+        .await;
+    let status = answer.expect_err("the deployment's CA does not vouch for the console");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    // The mTLS port is unchanged.
+    app.directory_as(NURSE)
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .unwrap();
+}
