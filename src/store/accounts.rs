@@ -78,7 +78,8 @@ pub struct FailureOutcome {
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
     async fn credential(&self, user: &UserId) -> Result<Option<Credential>>;
-    /// Sets (or replaces) the user's password; clears failures and any lockout.
+    /// Sets (or replaces) the user's password; clears failures and any lockout, and
+    /// ends the user's web sessions at `now` (a new password signs every browser out).
     /// The user must exist (`NotFound` otherwise).
     async fn set_password(
         &self,
@@ -106,8 +107,9 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn create_enrollment(&self, enrollment: &Enrollment, audit: AuditEntry) -> Result<()>;
     async fn enrollment(&self, token_hash: &str) -> Result<Option<Enrollment>>;
     /// Uses the enrollment: only if it is unused, unexpired at `now` and for
-    /// `session.user`; sets the password (clearing failures and lockout), marks the
-    /// enrollment used and starts `session`, all in one transaction with `audit`.
+    /// `session.user`; sets the password (clearing failures and lockout, ending the
+    /// user's other sessions), marks the enrollment used and starts `session`, all in
+    /// one transaction with `audit`.
     /// `Conflict` if the token has been used or has expired (e.g. by a concurrent
     /// enrollment) or names another user, `NotFound` if there is no such token.
     async fn enroll(

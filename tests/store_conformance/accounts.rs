@@ -128,7 +128,32 @@ pub async fn a_password_is_set_and_replaced(backend: &impl Backend) {
     let before = audit_log(store).await;
 
     set_password(store, "zju2-chen", "first-hash", NOW).await;
+    // Signed in from two browsers (and another user from a third).
+    for (id, user) in [(1, "zju2-chen"), (2, "zju2-chen"), (3, "zju2-wang")] {
+        store
+            .start_web_session(
+                &session(id, user, NOW + 1),
+                entry("account.sign_in", &format!("user:{user}")),
+            )
+            .await
+            .unwrap();
+    }
     set_password(store, "zju2-chen", "second-hash", NOW + MINUTE).await;
+    // The new password signed both of the user's browsers out, nobody else's.
+    for id in [1u128, 2] {
+        let ended = store
+            .web_session(&format!("{id:032x}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ended.ended_at, Some(NOW + MINUTE), "session {id}");
+    }
+    let other = store
+        .web_session(&format!("{:032x}", 3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.ended_at, None);
 
     let credential = store
         .credential(&user_id("zju2-chen"))
@@ -143,7 +168,13 @@ pub async fn a_password_is_set_and_replaced(backend: &impl Backend) {
     assert_eq!(store.credential(&user_id("zju2-wang")).await.unwrap(), None);
     assert_eq!(
         appended(store, &before).await,
-        ["account.set_password", "account.set_password"]
+        [
+            "account.set_password",
+            "account.sign_in",
+            "account.sign_in",
+            "account.sign_in",
+            "account.set_password"
+        ]
     );
 }
 

@@ -69,7 +69,8 @@ async fn require_user(client: &impl GenericClient, user: &UserId) -> Result<()> 
         .ok_or_else(|| StoreError::not_found("user", user))
 }
 
-/// Stores the password, clearing failures and any lockout.
+/// Stores the password, clearing failures and any lockout, and ends the user's web
+/// sessions: a new password signs every browser out.
 async fn write_password(
     client: &impl GenericClient,
     user: &UserId,
@@ -85,6 +86,13 @@ async fn write_password(
              failed_attempts = 0, locked_until_us = NULL,
              updated_at_us = EXCLUDED.updated_at_us",
         &[&user.as_str(), &hash, &now],
+    )
+    .await
+    .map_err(postgres_error)?;
+    query::execute(
+        client,
+        "UPDATE web_sessions SET ended_at_us = $2 WHERE user_id = $1 AND ended_at_us IS NULL",
+        &[&user.as_str(), &now],
     )
     .await
     .map_err(postgres_error)?;

@@ -103,6 +103,13 @@ fn write_password(connection: &Connection, user: &UserId, hash: &str, now: i64) 
             params![user.as_str(), hash, now],
         )
         .map_err(sqlite_error)?;
+    // A new password signs every browser out.
+    connection
+        .execute(
+            "UPDATE web_sessions SET ended_at_us = ?2 WHERE user_id = ?1 AND ended_at_us IS NULL",
+            params![user.as_str(), now],
+        )
+        .map_err(sqlite_error)?;
     Ok(())
 }
 

@@ -171,3 +171,33 @@ async fn a_deactivated_users_session_is_refused() {
         "wrong user id or password",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_password_signs_every_browser_out() {
+    let app = TestApp::spawn_with_console().await;
+    let first = signed_in(&app, NURSE).await;
+    // A second browser signs in with the same password (`signed_in` would set it again).
+    let second = sign_in(&app, NURSE, PASSWORD).await.unwrap().cookie;
+    let doctor = signed_in(&app, DOCTOR).await;
+    who_am_i(&app, &first).await.unwrap();
+    who_am_i(&app, &second).await.unwrap();
+
+    // A stolen password is changed by the nurse's admin: whoever used it is out.
+    AccountServiceClient::new(app.channel_as(BIRU_ADMIN))
+        .set_password(pb::SetPasswordRequest {
+            user_id: NURSE.into(),
+            password: NEW_PASSWORD.into(),
+        })
+        .await
+        .unwrap();
+    for cookie in [&first, &second] {
+        refused(
+            who_am_i(&app, cookie).await,
+            Code::Unauthenticated,
+            "signed out",
+        );
+    }
+    // Other users' sessions are untouched, and the new password signs in.
+    who_am_i(&app, &doctor).await.unwrap();
+    sign_in(&app, NURSE, NEW_PASSWORD).await.unwrap();
+}
