@@ -204,8 +204,12 @@ impl PeerConnectionEventHandler for MemberEvents {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        // webrtc-rs awaits this handler inside the connection's event loop: publishing
+        // may wait for the track's first packet (to learn its codec), which that same
+        // loop delivers, so it runs beside the loop rather than in it.
         if let Some(room) = self.room.upgrade() {
-            room.publish(&self.user, track).await;
+            let user = self.user.clone();
+            tokio::spawn(async move { room.publish(&user, track).await });
         }
     }
 }
@@ -597,9 +601,9 @@ impl Room {
     }
 }
 
-/// How long a track may take to deliver its first packet. The track is announced
-/// before DTLS completes; on a busy broker or a slow link its media can start many
-/// seconds later (seen: more than 5 s with both cores saturated).
+/// How long a track may take to deliver its first packet when its codec is not known
+/// when it is announced (seen on a busy broker; on a slow link media can start
+/// seconds after the track).
 const FIRST_PACKET_WAIT: Duration = Duration::from_secs(30);
 
 /// The codec of a track, learnt from its first packets (for at most
