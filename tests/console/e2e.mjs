@@ -530,6 +530,21 @@ async function main() {
       await shot(doctorPage, 'doctor-home');
     });
 
+    await step('the console starts in Chinese and switches to English and back', async () => {
+      const nav = nursePage.locator(tid('nav-consultations'));
+      const chinese = (await nav.textContent()).trim();
+      if (chinese !== '会诊列表') throw new Error(`the console did not start in Chinese: nav says ${chinese}`);
+      await nursePage.locator(tid('lang-switch')).click();
+      await nursePage.waitForFunction(() => document.documentElement.lang === 'en');
+      const english = (await nav.textContent()).trim();
+      if (english !== 'Consultations') throw new Error(`after switching, nav says ${english}`);
+      await shot(nursePage, 'nurse-home-english');
+      await accessibility(nursePage, 'consultations (English)');
+      await nursePage.locator(tid('lang-switch')).click();
+      await nursePage.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+      log(`  nav: ${chinese} → ${english} → ${(await nav.textContent()).trim()}`);
+    });
+
     await step('a doctor opening the admin audit page is refused by the API', async () => {
       await goto(doctorPage, '#/audit');
       // The navigation offers no audit page to a doctor; opened by its address, the
