@@ -1,7 +1,7 @@
 // What several pages show of a consultation: specialties and languages, the
 // consultation's facts, and a signed opinion with the checks of its seal.
 
-import { h, facts, stateBadge, uid } from './ui.js';
+import { h, facts, stateBadge, uid, field, busy } from './ui.js';
 import { t, tEnum, has } from './i18n.js';
 import * as time from './time.js';
 import { institutionLabel, doctorLabel } from './directory.js';
@@ -242,4 +242,37 @@ export function opinionView(report, { testid = 'opinion-view' } = {}) {
     }).catch((e) => checks.append(h('li', { class: 'check-unknown' }, String(e.message))));
   }
   return el;
+}
+
+/** The doctor's answer to a request: accept, and for the doctor the request names,
+ *  decline with a reason (a pool request is left to the others). `accepted` and
+ *  `declined` get the consultation the broker returned. */
+export function answerControls(ctx, c, { me, signal, accepted, declined }) {
+  const answer = (button, method, request, done) => busy(button, async () => {
+    ctx.clearError();
+    try {
+      done(await ctx.unary(SCHEDULING, method, request, { signal }));
+    } catch (e) {
+      if (e.name !== 'AbortError') ctx.showError(e);
+    }
+  });
+  const accept = h('button', { type: 'button', class: 'primary', testid: `accept-${c.id}` }, t('inbox.accept'));
+  accept.addEventListener('click', () => answer(accept, 'AcceptConsultation', { id: c.id }, accepted));
+  const controls = [accept];
+  if (c.doctor_id === me) {
+    const reason = h('input', { type: 'text', testid: `decline-reason-${c.id}`, maxlength: 500 });
+    const decline = h('button', { type: 'submit', class: 'danger', testid: `decline-${c.id}` }, t('inbox.decline'));
+    const form = h('form', { class: 'inline-form decline-form' }, field(t('inbox.declineReason'), reason), decline);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      if (!reason.value.trim()) {
+        ctx.showError(t('inbox.declineNeedsReason'));
+        reason.focus();
+        return;
+      }
+      answer(decline, 'DeclineConsultation', { id: c.id, reason: reason.value.trim() }, declined);
+    });
+    controls.push(form);
+  }
+  return controls;
 }

@@ -154,15 +154,6 @@ fn on_console<T>(request: &Request<T>) -> Result<(), ApiError> {
     }
 }
 
-fn actor_of(user: &User) -> Actor {
-    Actor {
-        user: user.id.to_string(),
-        institution: user.institution.to_string(),
-        role: user.role.to_string(),
-        certificate_fingerprint: String::new(),
-    }
-}
-
 fn claimed_actor(user: &str) -> Actor {
     Actor {
         user: user.chars().take(64).collect(),
@@ -182,16 +173,8 @@ fn token_hash(token: &str) -> String {
 
 fn shanghai(micros: i64) -> String {
     let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(crate::domain::schedule::SHANGHAI);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} (UTC+8)",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute()
-    )
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!("{} (UTC+8)", crate::domain::schedule::local_minute(at))
 }
 
 /// Runs argon2 off the async executor.
@@ -235,7 +218,7 @@ impl AccountService for Account {
         let now_us = unix_micros(now);
         let user = self.store.user(&id).await.map_err(ApiError::from)?;
         let credential = self.store.credential(&id).await.map_err(ApiError::from)?;
-        let actor = user.as_ref().map(actor_of).unwrap_or(claimed);
+        let actor = user.as_ref().map(Actor::from).unwrap_or(claimed);
 
         if let Some(credential) = &credential
             && account::is_locked(credential.locked_until, now_us)
@@ -274,8 +257,8 @@ impl AccountService for Account {
 
         let session = self.new_session(&user.id, now);
         let expires = now + self.policy.session_lifetime;
-        let audit =
-            AuditEntry::new(actor_of(user), SIGN_IN, target.as_str(), Outcome::Ok).details(json!({
+        let audit = AuditEntry::new(Actor::from(user), SIGN_IN, target.as_str(), Outcome::Ok)
+            .details(json!({
                 "session": session_ref(&session.id),
                 "expires_at": expires.unix_timestamp(),
             }));
@@ -354,7 +337,7 @@ impl AccountService for Account {
             .map_err(ApiError::from)?;
         let actor = user
             .as_ref()
-            .map(actor_of)
+            .map(Actor::from)
             .unwrap_or_else(|| claimed_actor(enrollment.user.as_str()));
         let refusal = if enrollment.used_at.is_some() {
             Some("token: this enrollment link has already been used")
@@ -374,7 +357,7 @@ impl AccountService for Account {
         let password_hash = blocking(move || password::hash(&chosen)).await?;
         let session = self.new_session(&user.id, now);
         let expires = now + self.policy.session_lifetime;
-        let audit = AuditEntry::new(actor_of(&user), ENROLL, target.as_str(), Outcome::Ok)
+        let audit = AuditEntry::new(Actor::from(&user), ENROLL, target.as_str(), Outcome::Ok)
             .details(json!({ "session": session_ref(&session.id) }));
         if let Err(error) = self
             .store
@@ -385,7 +368,9 @@ impl AccountService for Account {
                 StoreError::Conflict(reason) => ApiError::FailedPrecondition(reason),
                 other => other.into(),
             };
-            return Err(self.refuse(ENROLL, actor_of(&user), &target, error).await);
+            return Err(self
+                .refuse(ENROLL, Actor::from(&user), &target, error)
+                .await);
         }
         self.signed_in(&user, &session, expires)
     }

@@ -86,6 +86,19 @@ impl Gate {
         self.sessions.as_ref()
     }
 
+    /// Records a caller who could not be authenticated, as who they claimed to be.
+    async fn refuse(
+        &self,
+        actor: Actor,
+        action: Action,
+        details: serde_json::Value,
+        error: ApiError,
+    ) -> Status {
+        let entry = AuditEntry::new(actor, action.name(), "-", error.outcome()).details(details);
+        record(&self.store, entry).await;
+        error.into()
+    }
+
     /// Authenticates the caller of `request` for `action`.
     pub async fn admit<T>(&self, request: &Request<T>, action: Action) -> Result<Call, Status> {
         let peer = request.extensions().get::<PeerInfo>();
@@ -111,10 +124,8 @@ impl Gate {
                     role: identity.role.clone(),
                     certificate_fingerprint: identity.fingerprint.clone(),
                 };
-                let entry = AuditEntry::new(actor, action.name(), "-", error.outcome())
-                    .details(json!({ "stage": "authenticate", "reason": error.to_string() }));
-                record(&self.store, entry).await;
-                Err(error.into())
+                let details = json!({ "stage": "authenticate", "reason": error.to_string() });
+                Err(self.refuse(actor, action, details, error).await)
             }
         }
     }
@@ -209,19 +220,15 @@ impl Gate {
             }),
             Err(error) => {
                 let actor = match &claimed {
-                    Some(user) => Actor {
-                        user: user.id.to_string(),
-                        institution: user.institution.to_string(),
-                        role: user.role.to_string(),
-                        certificate_fingerprint: String::new(),
-                    },
+                    Some(user) => Actor::from(user),
                     None => Actor::default(),
                 };
-                let entry = AuditEntry::new(actor, action.name(), "-", error.outcome()).details(
-                    json!({ "stage": "authenticate", "channel": "console", "reason": error.to_string() }),
-                );
-                record(&self.store, entry).await;
-                Err(error.into())
+                let details = json!({
+                    "stage": "authenticate",
+                    "channel": "console",
+                    "reason": error.to_string(),
+                });
+                Err(self.refuse(actor, action, details, error).await)
             }
         }
     }

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 
+use crate::domain::directory::User;
 use crate::domain::principal::Principal;
 
 pub use chain::{ChainVerifier, GENESIS_HASH, VerifyReport};
@@ -85,6 +86,18 @@ impl Actor {
             user: format!("system:{component}"),
             institution: crate::domain::ids::InstitutionId::PLATFORM.to_owned(),
             role: "system".to_owned(),
+            certificate_fingerprint: String::new(),
+        }
+    }
+}
+
+impl From<&User> for Actor {
+    /// A directory user before (or without) a verified certificate: no fingerprint.
+    fn from(user: &User) -> Self {
+        Self {
+            user: user.id.to_string(),
+            institution: user.institution.to_string(),
+            role: user.role.to_string(),
             certificate_fingerprint: String::new(),
         }
     }

@@ -8,11 +8,11 @@ pub mod schema;
 
 use std::convert::Infallible;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tonic_web::GrpcWebLayer;
 use tower::{Layer, Service, ServiceExt};
@@ -47,7 +47,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 #[derive(Clone)]
 pub struct Assets {
     dir: Option<PathBuf>,
-    schema: Arc<Vec<u8>>,
+    schema: Bytes,
 }
 
 impl Assets {
@@ -56,22 +56,23 @@ impl Assets {
             .expect("the compiled descriptor set decodes");
         Self {
             dir,
-            schema: Arc::new(schema.to_string().into_bytes()),
+            schema: Bytes::from(schema.to_string()),
         }
     }
 
-    /// The file at URL path `path`, if the console has one.
-    fn get(&self, path: &str) -> Option<Vec<u8>> {
+    /// The file at URL path `path`, if the console has one; the built-in files and
+    /// the schema are served without copying.
+    fn get(&self, path: &str) -> Option<Bytes> {
         let path = if path == "/" { "/index.html" } else { path };
         if path == "/schema.json" {
-            return Some(self.schema.as_ref().clone());
+            return Some(self.schema.clone());
         }
         match &self.dir {
-            Some(dir) => read_below(dir, path),
+            Some(dir) => read_below(dir, path).map(Bytes::from),
             None => embedded::ASSETS
                 .iter()
                 .find(|(name, _)| *name == path)
-                .map(|(_, bytes)| bytes.to_vec()),
+                .map(|(_, bytes)| Bytes::from_static(bytes)),
         }
     }
 }

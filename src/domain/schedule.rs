@@ -77,20 +77,25 @@ impl Window {
     }
 }
 
+/// `2026-11-30 09:00`: the minute `at` falls in, in Asia/Shanghai time.
+pub fn local_minute(at: OffsetDateTime) -> String {
+    let at = at.to_offset(SHANGHAI);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        at.year(),
+        at.month() as u8,
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
+}
+
 impl fmt::Display for Window {
     /// In Asia/Shanghai time, as people in the clinics read it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let start = self.start.to_offset(SHANGHAI);
         let end = self.end.to_offset(SHANGHAI);
-        write!(
-            f,
-            "{:04}-{:02}-{:02} {:02}:{:02}–",
-            start.year(),
-            start.month() as u8,
-            start.day(),
-            start.hour(),
-            start.minute()
-        )?;
+        write!(f, "{}–", local_minute(self.start))?;
         if end.date() != start.date() {
             write!(
                 f,

@@ -7,6 +7,7 @@ import { Code } from '../grpcweb.js';
 import { watchConsultations, newer } from '../live.js';
 import {
   SCHEDULING, consultationFacts, consentView, opinionView, PENDING_STATES, JOINABLE_STATES,
+  answerControls,
 } from '../consult.js';
 
 // States after which an opinion may exist.
@@ -85,42 +86,13 @@ export function mount(container, ctx, id) {
   }
 
   function acceptDecline(c) {
-    const accept = h('button', { type: 'button', class: 'primary', testid: `accept-${c.id}` }, t('inbox.accept'));
-    accept.addEventListener('click', () => busy(accept, async () => {
-      ctx.clearError();
-      try {
-        update(await ctx.unary(SCHEDULING, 'AcceptConsultation', { id: c.id }, { signal }));
-        ctx.showNotice(t('inbox.accepted'));
-      } catch (e) {
-        if (e.name !== 'AbortError') ctx.showError(e);
-      }
+    const notify = (key) => (updated) => {
+      update(updated);
+      ctx.showNotice(t(key));
+    };
+    return h('div', { class: 'stack' }, answerControls(ctx, c, {
+      me, signal, accepted: notify('inbox.accepted'), declined: notify('inbox.declined'),
     }));
-    const wrap = h('div', { class: 'stack' }, h('p', {}, accept));
-    // Only the doctor a request names may decline it; a pool request is left to others.
-    if (c.doctor_id === me) {
-      const reason = h('input', { type: 'text', testid: `decline-reason-${c.id}`, maxlength: 500 });
-      const decline = h('button', { type: 'submit', class: 'danger', testid: `decline-${c.id}` }, t('inbox.decline'));
-      const form = h('form', { class: 'inline-form' }, field(t('inbox.declineReason'), reason), decline);
-      form.addEventListener('submit', (event) => {
-        event.preventDefault();
-        if (!reason.value.trim()) {
-          ctx.showError(t('inbox.declineNeedsReason'));
-          reason.focus();
-          return;
-        }
-        busy(decline, async () => {
-          ctx.clearError();
-          try {
-            update(await ctx.unary(SCHEDULING, 'DeclineConsultation', { id: c.id, reason: reason.value.trim() }, { signal }));
-            ctx.showNotice(t('inbox.declined'));
-          } catch (e) {
-            if (e.name !== 'AbortError') ctx.showError(e);
-          }
-        });
-      });
-      wrap.appendChild(form);
-    }
-    return wrap;
   }
 
   function cancelForm(c) {

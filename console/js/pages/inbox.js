@@ -3,9 +3,9 @@
 // Accept, or decline with a reason. Also the consultations where a patient is
 // waiting in the live session.
 
-import { h, replace, field, stateBadge, busy, describeError } from '../ui.js';
+import { h, replace, stateBadge, describeError } from '../ui.js';
 import { watchConsultations, newer } from '../live.js';
-import { SCHEDULING, specialtyLabel, PENDING_STATES } from '../consult.js';
+import { SCHEDULING, specialtyLabel, PENDING_STATES, answerControls } from '../consult.js';
 import { institutionLabel } from '../directory.js';
 
 export function mount(container, ctx) {
@@ -33,45 +33,20 @@ export function mount(container, ctx) {
   }
 
   function item(c) {
-    const accept = h('button', { type: 'button', class: 'primary', testid: `accept-${c.id}` }, t('inbox.accept'));
-    accept.addEventListener('click', () => busy(accept, async () => {
-      ctx.clearError();
-      try {
-        const updated = await ctx.unary(SCHEDULING, 'AcceptConsultation', { id: c.id }, { signal });
+    const controls = answerControls(ctx, c, {
+      me,
+      signal,
+      accepted: (updated) => {
         apply(updated);
         taken.set(updated.id, updated);
         renderAccepted();
         ctx.announce(t('inbox.accepted'));
-      } catch (e) {
-        if (e.name !== 'AbortError') ctx.showError(e);
-      }
-    }));
-
-    const controls = [accept];
-    // Only the doctor a request names may decline it; pool requests are left to others.
-    if (c.doctor_id === me) {
-      const reason = h('input', { type: 'text', testid: `decline-reason-${c.id}`, maxlength: 500 });
-      const decline = h('button', { type: 'submit', class: 'danger', testid: `decline-${c.id}` }, t('inbox.decline'));
-      const form = h('form', { class: 'inline-form decline-form' }, field(t('inbox.declineReason'), reason), decline);
-      form.addEventListener('submit', (event) => {
-        event.preventDefault();
-        if (!reason.value.trim()) {
-          ctx.showError(t('inbox.declineNeedsReason'));
-          reason.focus();
-          return;
-        }
-        busy(decline, async () => {
-          ctx.clearError();
-          try {
-            apply(await ctx.unary(SCHEDULING, 'DeclineConsultation', { id: c.id, reason: reason.value.trim() }, { signal }));
-            ctx.announce(t('inbox.declined'));
-          } catch (e) {
-            if (e.name !== 'AbortError') ctx.showError(e);
-          }
-        });
-      });
-      controls.push(form);
-    }
+      },
+      declined: (updated) => {
+        apply(updated);
+        ctx.announce(t('inbox.declined'));
+      },
+    });
 
     const urgent = c.urgency === 'URGENCY_URGENT';
     const created = time.fromTimestamp(c.created_at);
