@@ -59,15 +59,27 @@ impl SqliteStore {
             std::fs::create_dir_all(parent).map_err(StoreError::internal)?;
         }
         let mut connection = Connection::open(&path).map_err(sqlite_error)?;
-        connection
-            .execute_batch(
-                "PRAGMA busy_timeout = 5000;
-                 PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = FULL;
-                 PRAGMA foreign_keys = ON;",
-            )
-            .map_err(sqlite_error)?;
-        migrate(&mut connection)?;
+        // Switching a new file to WAL needs it to itself, and SQLite answers BUSY at
+        // once rather than waiting; nodes opening a new database together retry.
+        let mut attempts = 0;
+        loop {
+            let prepared = connection
+                .execute_batch(
+                    "PRAGMA busy_timeout = 5000;
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = FULL;
+                     PRAGMA foreign_keys = ON;",
+                )
+                .map_err(sqlite_error)
+                .and_then(|()| migrate(&mut connection));
+            match prepared {
+                Err(StoreError::Unavailable(_)) if attempts < 10 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100 * attempts));
+                }
+                other => break other?,
+            }
+        }
         Ok(Self {
             writer: Writer::start(connection),
             readers: Arc::new(Readers {
