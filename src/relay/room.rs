@@ -403,18 +403,19 @@ impl Room {
 
     /// A participant's track arrived: forward it to everyone else.
     async fn publish(self: &Arc<Self>, publisher: &str, track: Arc<dyn TrackRemote>) {
-        let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
-        let codec = match track.codec(ssrc).await {
-            Some(codec) => codec,
-            // Under load the codec may be known only once the first packet arrived
-            // (while the publisher's connection renegotiated): wait for it.
-            None => match first_packet_codec(&track).await {
-                Some(codec) => codec,
-                None => {
-                    tracing::warn!(publisher, "track without a codec; not forwarded");
-                    return;
-                }
-            },
+        let pc = self
+            .state
+            .lock()
+            .await
+            .members
+            .get(publisher)
+            .map(|member| member.pc.clone());
+        let Some(pc) = pc else {
+            return;
+        };
+        let Some((ssrc, codec)) = identify(&pc, &track).await else {
+            tracing::warn!(publisher, "track without a codec; not forwarded");
+            return;
         };
         let published = Arc::new(Published {
             publisher: publisher.to_owned(),
@@ -602,19 +603,42 @@ impl Room {
 }
 
 /// How long a track may take to deliver its first packet when its codec is not known
-/// when it is announced (seen on a busy broker; on a slow link media can start
-/// seconds after the track).
+/// when it is announced (on a slow link media can start seconds after the track).
 const FIRST_PACKET_WAIT: Duration = Duration::from_secs(30);
 
-/// The codec of a track, learnt from its first packets (for at most
-/// [`FIRST_PACKET_WAIT`]).
-async fn first_packet_codec(track: &Arc<dyn TrackRemote>) -> Option<RTCRtpCodec> {
+/// The SSRC and codec of a newly announced track.
+///
+/// webrtc-rs learns them from the track's first packet, but when the publisher's
+/// connection renegotiates at that moment (as it does whenever someone else publishes)
+/// the track can be announced without them and is never told later. They are then read
+/// from the first packet that arrives (for at most [`FIRST_PACKET_WAIT`]): its SSRC,
+/// and the codec its payload type was negotiated for on this connection.
+async fn identify(
+    pc: &Arc<dyn PeerConnection>,
+    track: &Arc<dyn TrackRemote>,
+) -> Option<(u32, RTCRtpCodec)> {
+    for ssrc in track.ssrcs().await {
+        if let Some(codec) = track.codec(ssrc).await {
+            return Some((ssrc, codec));
+        }
+    }
+    let kind = track.kind().await;
     let wait = async {
         while let Some(event) = track.poll().await {
-            if let TrackRemoteEvent::OnRtpPacket(packet) = event
-                && let Some(codec) = track.codec(packet.header.ssrc).await
-            {
-                return Some(codec);
+            let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+                continue;
+            };
+            let ssrc = packet.header.ssrc;
+            let codec = match track.codec(ssrc).await {
+                Some(codec) => Some(codec),
+                None => {
+                    let payload_type = packet.header.payload_type;
+                    tracing::debug!(ssrc, payload_type, "track announced without its codec");
+                    received_codec(pc, kind, payload_type).await
+                }
+            };
+            if let Some(codec) = codec {
+                return Some((ssrc, codec));
             }
         }
         None
@@ -623,6 +647,36 @@ async fn first_packet_codec(track: &Arc<dyn TrackRemote>) -> Option<RTCRtpCodec>
         .await
         .ok()
         .flatten()
+}
+
+/// The codec of `kind` that `payload_type` stands for in what `pc` negotiated to
+/// receive (a BUNDLE group maps a payload type to one codec across its sections).
+async fn received_codec(
+    pc: &Arc<dyn PeerConnection>,
+    kind: RtpCodecKind,
+    payload_type: u8,
+) -> Option<RTCRtpCodec> {
+    let prefix = format!("{}/", kind_name(kind));
+    for transceiver in pc.get_transceivers().await {
+        let Ok(Some(receiver)) = transceiver.receiver().await else {
+            continue;
+        };
+        let Ok(parameters) = receiver.get_parameters().await else {
+            continue;
+        };
+        let found = parameters.rtp_parameters.codecs.into_iter().find(|codec| {
+            codec.payload_type == payload_type
+                && codec
+                    .rtp_codec
+                    .mime_type
+                    .to_ascii_lowercase()
+                    .starts_with(&prefix)
+        });
+        if let Some(codec) = found {
+            return Some(codec.rtp_codec);
+        }
+    }
+    None
 }
 
 /// Reads a published track and hands each packet to every subscriber's queue. A full

@@ -171,9 +171,14 @@ async fn media_flows(participants: &[&Participant], before: &Counts) {
         })
     };
     let flowing = eventually(PATIENCE, || grew(&snapshot(participants))).await;
+    let everything: Vec<_> = participants
+        .iter()
+        .map(|p| (&p.user, p.received.lock().expect("received lock").clone()))
+        .collect();
     assert!(
         flowing,
-        "media did not flow between every pair; before {before:?}, now {:?}",
+        "media did not flow between every pair; before {before:?}, now {:?}; \
+         everything received: {everything:?}",
         snapshot(participants)
     );
 }
