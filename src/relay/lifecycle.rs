@@ -5,7 +5,9 @@
 use serde_json::json;
 
 use crate::audit::{Actor, AuditEntry, Outcome};
-use crate::domain::consultation::{Consultation, ConsultationId, Event, LifecycleError};
+use crate::domain::consultation::{
+    Consultation, ConsultationId, ConsultationState, Event, LifecycleError,
+};
 use crate::events::{ConsultationEvents, NoticeKind};
 use crate::store::{SharedStore, StoreError};
 
@@ -19,48 +21,76 @@ pub enum SessionLifecycleError {
     Store(#[from] StoreError),
 }
 
+async fn read(
+    store: &SharedStore,
+    id: &ConsultationId,
+) -> Result<Consultation, SessionLifecycleError> {
+    store
+        .consultation(id)
+        .await?
+        .ok_or_else(|| SessionLifecycleError::NotFound(id.clone()))
+}
+
 async fn apply(
     store: &SharedStore,
     events: &ConsultationEvents,
-    id: &ConsultationId,
+    consultation: Consultation,
     actor: Actor,
     action: &str,
     event: Event,
 ) -> Result<Consultation, SessionLifecycleError> {
-    let consultation = store
-        .consultation(id)
-        .await?
-        .ok_or_else(|| SessionLifecycleError::NotFound(id.clone()))?;
     let next = consultation.apply(event)?;
-    let audit = AuditEntry::new(actor, action, format!("consultation:{id}"), Outcome::Ok)
-        .target_institution(&consultation.inviting_institution)
-        .details(json!({
-            "from": consultation.state.as_str(),
-            "to": next.state.as_str(),
-            "version": next.version,
-        }));
+    let audit = AuditEntry::new(
+        actor,
+        action,
+        format!("consultation:{}", consultation.id),
+        Outcome::Ok,
+    )
+    .target_institution(&consultation.inviting_institution)
+    .details(json!({
+        "from": consultation.state.as_str(),
+        "to": next.state.as_str(),
+        "version": next.version,
+    }));
     store.update_consultation(&next, audit).await?;
     events.publish(NoticeKind::Changed, &next);
     Ok(next)
 }
 
 /// The first participant was admitted: SCHEDULED → IN_SESSION. Refused without the
-/// patient's recorded consent.
+/// patient's recorded consent. Participants who join at the same moment race to start
+/// it; whoever loses finds the session started and joins it.
 pub async fn start_session(
     store: &SharedStore,
     events: &ConsultationEvents,
     id: &ConsultationId,
     actor: Actor,
 ) -> Result<Consultation, SessionLifecycleError> {
-    apply(
-        store,
-        events,
-        id,
-        actor,
-        "session.start",
-        Event::StartSession,
-    )
-    .await
+    // Each lost race means the consultation moved on; a few are plenty.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let consultation = read(store, id).await?;
+        if consultation.state == ConsultationState::InSession {
+            return Ok(consultation);
+        }
+        match apply(
+            store,
+            events,
+            consultation,
+            actor.clone(),
+            "session.start",
+            Event::StartSession,
+        )
+        .await
+        {
+            // Someone else changed it since it was read: read it again.
+            Err(SessionLifecycleError::Store(StoreError::Concurrent { .. })) if attempts < 5 => {
+                continue;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// The doctor ended the session, or everyone left: IN_SESSION → AWAITING_REPORT.
@@ -70,5 +100,14 @@ pub async fn end_session(
     id: &ConsultationId,
     actor: Actor,
 ) -> Result<Consultation, SessionLifecycleError> {
-    apply(store, events, id, actor, "session.end", Event::EndSession).await
+    let consultation = read(store, id).await?;
+    apply(
+        store,
+        events,
+        consultation,
+        actor,
+        "session.end",
+        Event::EndSession,
+    )
+    .await
 }

@@ -57,6 +57,45 @@ async fn everyone_away_for_the_grace_period_ends_the_session() {
     assert!(app.store.verify_audit().await.unwrap().is_intact());
 }
 
+/// The nurse and the doctor open the room at the same moment (both pressed "join" when
+/// the consult was due): both are admitted and the session starts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_joining_together_are_all_admitted_and_start_it_once() {
+    // The race is a matter of timing, so it is run a few times.
+    for _ in 0..4 {
+        let app = TestApp::spawn().await;
+        let consultation = consultation(&app, time::Duration::minutes(5), true).await;
+        let id = consultation.id.to_string();
+        invite(&app, &id, INTERPRETER).await;
+        let joins = [NURSE, DOCTOR, INTERPRETER].map(|user| {
+            let channel = app.channel_as(user);
+            let id = id.clone();
+            tokio::spawn(async move {
+                Participant::join(channel, user, &id, SyntheticMedia::default()).await
+            })
+        });
+        let mut everyone = Vec::new();
+        for join in joins {
+            match join.await.expect("the join task") {
+                Ok(participant) => everyone.push(participant),
+                Err(status) => panic!("a participant joining together was refused: {status:?}"),
+            }
+        }
+        assert_eq!(
+            state(&app, &consultation.id).await,
+            ConsultationState::InSession
+        );
+        let log = session_log(&app, &id).await;
+        let starts = log.iter().filter(|e| e.action == "session.start").count();
+        let joins = log.iter().filter(|e| e.action == "session.join").count();
+        assert_eq!((starts, joins), (1, 3), "{log:#?}");
+        media_flows(&everyone.iter().collect::<Vec<_>>(), &Counts::new()).await;
+        for participant in &everyone {
+            participant.leave().await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grace_period_counts_from_the_last_departure() {
     let app = TestApp::spawn().await;
