@@ -11,6 +11,7 @@ import { t, tEnum, getLanguage, setLanguage, onLanguageChange, initLanguage } fr
 import * as time from './time.js';
 import { h, replace, describeError } from './ui.js';
 import { institutionName, personName, resetDirectory } from './directory.js';
+import { keepInput, restoreInput } from './keep.js';
 
 const DIRECTORY = 'teleconsult.v1.DirectoryService';
 const ACCOUNT = 'teleconsult.v1.AccountService';
@@ -53,6 +54,7 @@ const state = {
   pendingNotice: null, // shown on the next page, e.g. "booked"
 
   languageListeners: new Set(),
+  stopRestoring: null, // stops putting kept input back into a redrawn page
 };
 
 const els = {};
@@ -207,6 +209,10 @@ function match(path) {
 }
 
 function unmountCurrent() {
+  if (state.stopRestoring) {
+    state.stopRestoring();
+    state.stopRestoring = null;
+  }
   if (state.current && state.current.unmount) {
     try {
       state.current.unmount();
@@ -330,9 +336,12 @@ function onLanguage(lang) {
   if (state.current && state.current.module === 'room') {
     for (const listener of state.languageListeners) listener(lang);
   } else {
-    // Keep the keyboard where it was (on the switch) while the page is drawn again.
+    // Keep what the user typed, and the keyboard where it was (on the switch), while
+    // the page is drawn again.
     const hadFocus = document.activeElement === els.langSwitch;
+    const kept = keepInput(els.app);
     route({ remount: true }).then(() => {
+      if (kept.length) state.stopRestoring = restoreInput(els.app, kept);
       if (hadFocus) els.langSwitch.focus();
     });
   }

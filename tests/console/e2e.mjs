@@ -894,6 +894,21 @@ async function main() {
       await doctorPage.locator(tid('opinion-diagnosis')).fill(diagnosis);
       await doctorPage.locator(tid('opinion-recommendations')).fill('Aspirin 100 mg daily; avoid exertion above 4,000 m; stress test at the county hospital.');
       await doctorPage.locator(tid('opinion-follow-up')).fill('Follow up in two weeks by teleconsult.');
+      // Switching the language midway draws the page again and keeps what was typed.
+      const typed = async () => Promise.all(['opinion-diagnosis', 'opinion-recommendations', 'opinion-follow-up']
+        .map((id) => doctorPage.locator(tid(id)).inputValue()));
+      const before = await typed();
+      for (const lang of ['en', 'zh-CN']) {
+        // The form drawn before the switch is marked, to wait for the one drawn after.
+        await doctorPage.locator(tid('opinion-form')).evaluate((form) => { form.dataset.drawnBefore = 'true'; });
+        await doctorPage.locator(tid('lang-switch')).click();
+        await doctorPage.waitForFunction((l) => document.documentElement.lang === l, lang);
+        await doctorPage.locator(`${tid('opinion-form')}:not([data-drawn-before])`).waitFor();
+        const after = await typed();
+        check(JSON.stringify(after) === JSON.stringify(before),
+          `switching to ${lang} lost the opinion being written: ${JSON.stringify(before)} became ${JSON.stringify(after)}`);
+      }
+      log('  the opinion being written survives switching to English and back');
       await shot(doctorPage, 'doctor-opinion-form');
       await accessibility(doctorPage, 'opinion form');
       await doctorPage.locator(tid('opinion-file')).click();
