@@ -2,7 +2,7 @@
 //! day through the command line, as the demo users of deploy/directory.example.toml.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -15,119 +15,13 @@ use teleconsult::relay::lifecycle::{end_session, start_session};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration as Days, OffsetDateTime, UtcOffset, Weekday};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_teleconsult");
+use crate::dev_broker::{DevBroker, has, text};
 
 const NURSE: &str = "biru-nurse-dawa";
 const OTHER_CLINIC: &str = "nagqu-peoples-drolma";
 const CARDIOLOGIST: &str = "zju2-cardio-chen";
 /// On call for cardiology, like Chen: sees urgent cardiology requests.
 const ON_CALL: &str = "zju2-cardio-wang";
-
-/// A development broker in a temporary directory, stopped when dropped.
-struct DevBroker {
-    child: Child,
-    server: String,
-    directory: tempfile::TempDir,
-}
-
-impl DevBroker {
-    fn start() -> DevBroker {
-        let directory = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BINARY)
-            .current_dir(directory.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting teleconsult serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let port = loop {
-            let mut line = String::new();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                panic!("serve exited before listening: {:?}", child.wait());
-            }
-            if let Some(address) = line.trim().strip_prefix("listening on ") {
-                break address.rsplit(':').next().unwrap().to_owned();
-            }
-        };
-        DevBroker {
-            child,
-            server: format!("https://localhost:{port}"),
-            directory,
-        }
-    }
-
-    fn database_path(&self) -> std::path::PathBuf {
-        self.directory
-            .path()
-            .join("teleconsult-data/teleconsult.db")
-    }
-
-    /// `teleconsult LINE --as USER` from the directory the broker made its PKI in;
-    /// LINE is split as [`words`] does.
-    fn command(&self, user: &str, line: &str) -> Command {
-        let mut command = Command::new(BINARY);
-        command
-            .current_dir(self.directory.path())
-            .args(words(line))
-            .args(["--as", user])
-            .env("TELECONSULT_SERVER", &self.server)
-            .env_remove("TELECONSULT_USER")
-            .env_remove("TELECONSULT_PKI_DIR")
-            .env_remove("RUST_LOG");
-        command
-    }
-
-    fn run(&self, user: &str, line: &str) -> Output {
-        self.command(user, line).output().unwrap()
-    }
-
-    /// Runs a command that must succeed and returns what it printed.
-    fn ok(&self, user: &str, line: &str) -> String {
-        let output = self.run(user, line);
-        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-        assert!(
-            output.status.success(),
-            "`{line}` as {user}: {stdout}{stderr}"
-        );
-        stdout
-    }
-
-    fn json(&self, user: &str, line: &str) -> Value {
-        let printed = self.ok(user, &format!("{line} --json"));
-        serde_json::from_str(&printed).expect("--json prints JSON")
-    }
-
-    /// Runs a command that must be refused with `code`; returns its error line.
-    fn refused(&self, user: &str, line: &str, code: &str) -> String {
-        let output = self.run(user, line);
-        let stderr = text(&output.stderr);
-        assert_ne!(output.status.code(), Some(0), "`{line}` as {user}");
-        has(&stderr, &format!("error: {code}: "));
-        stderr
-    }
-}
-
-impl Drop for DevBroker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `2026-12-07T09:00`, as the commands take local times.
 fn local(at: OffsetDateTime) -> String {
@@ -154,28 +48,6 @@ fn next_monday() -> OffsetDateTime {
 
 fn id_of(consultation: &Value) -> String {
     consultation["id"].as_str().unwrap().to_owned()
-}
-
-/// A command line split at spaces, except inside single quotes: `--reason 'a b'`.
-fn words(line: &str) -> Vec<String> {
-    let (mut words, mut word, mut quoted) = (Vec::new(), String::new(), false);
-    for c in line.chars().chain([' ']) {
-        match c {
-            '\'' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    words
-}
-
-/// Asserts that `text` contains `needle`, showing `text` when it does not.
-fn has(text: &str, needle: &str) {
-    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
 }
 
 /// The cardiologist's hours: mornings, a Sunday evening past midnight, and leave on
@@ -210,7 +82,7 @@ fn book(broker: &DevBroker, monday: OffsetDateTime, minutes: i64, patient: &str)
 fn a_clinic_finds_books_and_follows_a_specialist() {
     let broker = DevBroker::start();
     let monday = next_monday();
-    let me = broker.ok(NURSE, "whoami");
+    let (me, _) = broker.ok(NURSE, "whoami");
     has(
         &me,
         "biru-nurse-dawa (clinic_staff) at biru-county-hospital",
@@ -228,14 +100,14 @@ fn a_clinic_finds_books_and_follows_a_specialist() {
     );
 
     publish_hours(&broker, monday);
-    let shown = broker.ok(NURSE, &format!("availability show --doctor {CARDIOLOGIST}"));
+    let (shown, _) = broker.ok(NURSE, &format!("availability show --doctor {CARDIOLOGIST}"));
     has(&shown, "Sun 22:00–01:00 (next day)");
     has(&shown, "conference");
 
     // Slots across local midnight, each with the command that books it.
     let (sunday_evening, tuesday) = (monday - Days::hours(3), monday + Days::days(1));
     let (from, to) = (local(sunday_evening), local(monday + Days::hours(2)));
-    let slots = broker.ok(
+    let (slots, _) = broker.ok(
         NURSE,
         &format!("slots search --doctor {CARDIOLOGIST} --from {from} --to {to}"),
     );
@@ -266,7 +138,7 @@ fn a_clinic_finds_books_and_follows_a_specialist() {
         )
     );
     let (leave_from, leave_to) = (local(tuesday), local(tuesday + Days::days(1)));
-    let on_leave = broker.ok(
+    let (on_leave, _) = broker.ok(
         NURSE,
         &format!("slots search --doctor {CARDIOLOGIST} --from {leave_from} --to {leave_to}"),
     );
@@ -287,9 +159,9 @@ fn a_clinic_finds_books_and_follows_a_specialist() {
         "PERMISSION_DENIED",
     );
     has(&denied, "accept");
-    let accepted = broker.ok(CARDIOLOGIST, &format!("consult accept {first}"));
+    let (accepted, _) = broker.ok(CARDIOLOGIST, &format!("consult accept {first}"));
     has(&accepted, &format!("accepted {first}: SCHEDULED"));
-    let consent = broker.ok(NURSE, &format!("consult consent {first} --consenter guardian --method verbal-witnessed --witness Yangchen"));
+    let (consent, _) = broker.ok(NURSE, &format!("consult consent {first} --consenter guardian --method verbal-witnessed --witness Yangchen"));
     has(
         &consent,
         "guardian, verbal-witnessed (witness Yangchen); recorded by biru-nurse-dawa",
@@ -303,7 +175,7 @@ fn a_clinic_finds_books_and_follows_a_specialist() {
         local(monday + Days::hours(9)),
         local(monday + Days::minutes(570)),
     );
-    let moved = broker.ok(
+    let (moved, _) = broker.ok(
         NURSE,
         &format!("consult reschedule {first} --start {nine} --end {half_past}"),
     );
@@ -311,21 +183,21 @@ fn a_clinic_finds_books_and_follows_a_specialist() {
 
     // A declined and a cancelled booking.
     let second = book(&broker, monday, 600, "biru-p-0043");
-    let declined = broker.ok(
+    let (declined, _) = broker.ok(
         CARDIOLOGIST,
         &format!("consult decline {second} --reason 'send an echocardiogram first'"),
     );
     has(&declined, &format!("declined {second}: DECLINED"));
     has(&declined, "send an echocardiogram first");
     let third = book(&broker, monday, 660, "biru-p-0044");
-    let cancelled = broker.ok(
+    let (cancelled, _) = broker.ok(
         NURSE,
         &format!("consult cancel {third} --reason 'transferred to Lhasa'"),
     );
     has(&cancelled, &format!("cancelled {third}: CANCELLED"));
 
     // The clinic's list, as a table and as JSON.
-    let table = broker.ok(NURSE, "consult list");
+    let (table, _) = broker.ok(NURSE, "consult list");
     assert!(table.starts_with("ID "), "{table}");
     for (id, state) in [
         (&first, "SCHEDULED"),
@@ -382,7 +254,7 @@ fn an_on_call_doctor_watching_sees_an_urgent_request() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the watcher sees the request");
     has(&event, &format!("URGENT_REQUEST  {urgent}  REQUESTED"));
-    let accepted = broker.ok(ON_CALL, &format!("consult accept {urgent}"));
+    let (accepted, _) = broker.ok(ON_CALL, &format!("consult accept {urgent}"));
     has(&accepted, "SCHEDULED (urgent)");
     let event = received
         .recv_timeout(Duration::from_secs(10))
@@ -429,14 +301,14 @@ fn a_signed_opinion_verifies_until_someone_edits_it() {
     });
 
     broker.refused(NURSE, &format!("opinion show {id} --verify"), "NOT_FOUND");
-    let filed = broker.ok(CARDIOLOGIST, &format!("opinion file {id} --diagnosis 'stable angina' --recommendations 'aspirin; descend below 3000 m if pain recurs' --follow-up 'review in 2 weeks'"));
+    let (filed, _) = broker.ok(CARDIOLOGIST, &format!("opinion file {id} --diagnosis 'stable angina' --recommendations 'aspirin; descend below 3000 m if pain recurs' --follow-up 'review in 2 weeks'"));
     has(
         &filed,
         &format!("filed draft version 1 of the opinion on {id}"),
     );
-    let signed = broker.ok(CARDIOLOGIST, &format!("opinion sign {id} --version 1"));
+    let (signed, _) = broker.ok(CARDIOLOGIST, &format!("opinion sign {id} --version 1"));
     has(&signed, &format!("opinion on {id} version 1  SIGNED"));
-    let verified = broker.ok(NURSE, &format!("opinion show {id} --verify"));
+    let (verified, _) = broker.ok(NURSE, &format!("opinion show {id} --verify"));
     has(&verified, "VERIFIED: the report's content hashes to");
     has(&verified, "aspirin; descend below 3000 m");
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Integration tests against the real broker: real mTLS, a real database, real gRPC
 //! clients over loopback.
 
+mod dev_broker;
 mod helpers;
 
 mod audit;

@@ -1,120 +1,18 @@
 //! `teleconsult audit query | timeline | export | verify --remote` against a running
 //! development broker, as the demo users of deploy/directory.example.toml.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use teleconsult::domain::schedule::SHANGHAI;
 use time::{Duration as Days, OffsetDateTime, Weekday};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_teleconsult");
+use crate::dev_broker::{DevBroker, has, text};
 
 const NURSE: &str = "biru-nurse-dawa";
 const CARDIOLOGIST: &str = "zju2-cardio-chen";
 const PLATFORM_ADMIN: &str = "platform-admin";
 const BIRU_ADMIN: &str = "biru-admin-tseten";
-
-/// A development broker in a temporary directory, stopped when dropped.
-struct DevBroker {
-    child: Child,
-    server: String,
-    directory: tempfile::TempDir,
-}
-
-impl DevBroker {
-    fn start() -> DevBroker {
-        let directory = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BINARY)
-            .current_dir(directory.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting teleconsult serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let port = loop {
-            let mut line = String::new();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                panic!("serve exited before listening: {:?}", child.wait());
-            }
-            if let Some(address) = line.trim().strip_prefix("listening on ") {
-                break address.rsplit(':').next().unwrap().to_owned();
-            }
-        };
-        DevBroker {
-            child,
-            server: format!("https://localhost:{port}"),
-            directory,
-        }
-    }
-
-    /// `teleconsult ARGS --as USER` from the directory the broker made its PKI in.
-    fn run(&self, user: &str, arguments: &[&str]) -> Output {
-        Command::new(BINARY)
-            .current_dir(self.directory.path())
-            .args(arguments)
-            .args(["--as", user])
-            .env("TELECONSULT_SERVER", &self.server)
-            .env_remove("TELECONSULT_USER")
-            .env_remove("TELECONSULT_PKI_DIR")
-            .env_remove("TELECONSULT_DATABASE_URL")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    }
-
-    /// Runs a command that must succeed; returns its stdout and stderr.
-    fn ok(&self, user: &str, arguments: &[&str]) -> (String, String) {
-        let output = self.run(user, arguments);
-        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-        assert!(
-            output.status.success(),
-            "{arguments:?} as {user}: {stdout}{stderr}"
-        );
-        (stdout, stderr)
-    }
-
-    fn json(&self, user: &str, arguments: &[&str]) -> Value {
-        let mut arguments = arguments.to_vec();
-        arguments.push("--json");
-        let (stdout, _) = self.ok(user, &arguments);
-        serde_json::from_str(&stdout).expect("--json prints JSON")
-    }
-
-    fn database_path(&self) -> std::path::PathBuf {
-        self.directory
-            .path()
-            .join("teleconsult-data/teleconsult.db")
-    }
-}
-
-impl Drop for DevBroker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[track_caller]
-fn has(text: &str, needle: &str) {
-    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
-}
 
 /// `2026-12-07T09:00` on a Monday at least two days ahead, as the commands take it.
 fn monday_nine() -> (String, String) {
