@@ -161,12 +161,6 @@ fn claimed_actor(user: &str) -> Actor {
     }
 }
 
-/// What the audit log says of a session: a digest, never the id that the cookie
-/// carries.
-fn session_ref(id: &str) -> String {
-    hex::encode(&Sha256::digest(id.as_bytes())[..8])
-}
-
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -259,7 +253,7 @@ impl AccountService for Account {
         let expires = now + self.policy.session_lifetime;
         let audit = AuditEntry::new(Actor::from(user), SIGN_IN, target.as_str(), Outcome::Ok)
             .details(json!({
-                "session": session_ref(&session.id),
+                "session": web_session::audit_ref(&session.id),
                 "expires_at": expires.unix_timestamp(),
             }));
         self.store
@@ -283,7 +277,7 @@ impl AccountService for Account {
         };
         let audit = call
             .audit(&target)
-            .details(json!({ "session": session_ref(&session) }));
+            .details(json!({ "session": web_session::audit_ref(&session) }));
         let ended = self
             .store
             .end_web_session(&session, unix_micros(now_micros()), audit)
@@ -358,7 +352,7 @@ impl AccountService for Account {
         let session = self.new_session(&user.id, now);
         let expires = now + self.policy.session_lifetime;
         let audit = AuditEntry::new(Actor::from(&user), ENROLL, target.as_str(), Outcome::Ok)
-            .details(json!({ "session": session_ref(&session.id) }));
+            .details(json!({ "session": web_session::audit_ref(&session.id) }));
         if let Err(error) = self
             .store
             .enroll(&hash, &password_hash, &session, audit)

@@ -291,6 +291,8 @@ impl Call {
         self.entry(target, Outcome::Ok)
     }
 
+    /// A record of this call. One made through a console session names the session
+    /// (as its sign-in record does), since it has no certificate to name.
     fn entry(&self, target: &AuditTarget, outcome: Outcome) -> AuditEntry {
         let mut entry = AuditEntry::new(
             Actor::from(&self.principal),
@@ -299,7 +301,10 @@ impl Call {
             outcome,
         );
         entry.target_institution = target.institution.as_ref().map(ToString::to_string);
-        entry
+        match &self.web_session {
+            Some(session) => entry.details(json!({ "session": web_session::audit_ref(session) })),
+            None => entry,
+        }
     }
 
     /// Records the failure and turns it into the caller's status.

@@ -148,9 +148,18 @@ impl AuditEntry {
         self
     }
 
-    /// Sets the details from a JSON value; `serde_json` sorts object keys, which keeps
-    /// the stored text canonical.
+    /// Adds details from a JSON object, keeping those set before under other keys (the
+    /// gate notes a console call's session first); `serde_json` sorts object keys,
+    /// which keeps the stored text canonical.
     pub fn details(mut self, details: serde_json::Value) -> Self {
+        use serde_json::Value;
+        let details = match (serde_json::from_str(&self.details), details) {
+            (Ok(Value::Object(mut before)), Value::Object(added)) => {
+                before.extend(added);
+                Value::Object(before)
+            }
+            (_, details) => details,
+        };
         self.details = details.to_string();
         self
     }
@@ -179,4 +188,25 @@ pub struct AuditRecord {
     pub prev_hash: String,
     /// SHA-256 over `prev_hash` and the canonical encoding of `seq` and `entry`.
     pub hash: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn details_add_to_what_was_set_before() {
+        let entry = AuditEntry::new(Actor::system("test"), "test.act", "-", Outcome::Ok)
+            .details(json!({ "session": "ab12", "reason": "first" }))
+            .details(json!({ "reason": "second", "version": 3 }));
+        assert_eq!(
+            entry.details,
+            r#"{"reason":"second","session":"ab12","version":3}"#
+        );
+        // Something other than an object replaces what was there.
+        let entry = entry.details(json!("plain"));
+        assert_eq!(entry.details, r#""plain""#);
+    }
 }

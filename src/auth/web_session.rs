@@ -89,6 +89,13 @@ pub fn new_session_id() -> String {
     hex::encode(id)
 }
 
+/// What the audit log says of a session: a digest, never the id that the cookie
+/// carries.
+pub fn audit_ref(id: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    hex::encode(&digest.as_ref()[..8])
+}
+
 /// The value of our cookie in a `Cookie` request header, if present.
 pub fn from_cookie_header(header: &str) -> Option<&str> {
     header.split(';').find_map(|pair| {

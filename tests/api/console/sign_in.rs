@@ -1,6 +1,7 @@
 //! Password sign-in: the cookie it sets, the principal it yields, the one answer
 //! every wrong credential gets, and the lockout after repeated failures.
 
+use teleconsult::proto::v1::audit_service_client::AuditServiceClient;
 use teleconsult::proto::v1::directory_service_client::DirectoryServiceClient;
 
 use super::*;
@@ -221,4 +222,59 @@ async fn five_wrong_passwords_lock_the_account_until_an_admin_sets_a_new_one() {
         "a success clears the failures"
     );
     assert_eq!(credential.locked_until, None);
+}
+
+/// A call made through the console has no certificate to name; its audit record names
+/// the session instead, so that an auditor can tie it to the sign-in (and the sign-out)
+/// it came between — and the session is named by a digest, never the cookie's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_audited_console_call_names_the_session_it_came_through() {
+    let app = TestApp::spawn_with_console().await;
+    let before = audit_head(&app).await;
+    let cookie = signed_in(&app, NURSE).await;
+    let other = signed_in(&app, DOCTOR).await;
+    // Calls that are audited: one refused (a nurse may not read the audit log), and
+    // signing out.
+    let query = AuditServiceClient::new(app.console_channel())
+        .query(with_cookie(pb::QueryAuditRequest::default(), &cookie))
+        .await;
+    refused(query, Code::PermissionDenied, "");
+    console_accounts(&app)
+        .sign_out(with_cookie(pb::SignOutRequest {}, &cookie))
+        .await
+        .unwrap();
+
+    let session = |entry: &AuditEntry| {
+        let details: serde_json::Value = serde_json::from_str(&entry.details).unwrap();
+        details["session"].as_str().map(str::to_owned)
+    };
+    let sign_ins = audited_since(&app, before, "account.sign_in").await;
+    let users: Vec<_> = sign_ins.iter().map(|e| e.actor.user.as_str()).collect();
+    assert_eq!(users, [NURSE, DOCTOR]);
+    let nurses = session(&sign_ins[0]).expect("a sign-in names its session");
+    let doctors = session(&sign_ins[1]).expect("a sign-in names its session");
+    assert_ne!(nurses, doctors);
+    let nurses = &nurses;
+    let denied = audited_since(&app, before, "audit.query").await;
+    assert_eq!(outcomes(&denied), [Outcome::Denied]);
+    assert_eq!(session(&denied[0]).as_ref(), Some(nurses), "{denied:#?}");
+    let signed_out = audited_since(&app, before, "account.sign_out").await;
+    assert_eq!(
+        session(&signed_out[0]).as_ref(),
+        Some(nurses),
+        "{signed_out:#?}"
+    );
+    for entry in denied.iter().chain(&signed_out) {
+        for id in [&cookie, &other].map(|c| c.split('.').next().unwrap()) {
+            assert!(!entry.details.contains(id), "{entry:?}");
+        }
+    }
+    // A certificate's call names no session.
+    let query = AuditServiceClient::new(app.channel_as(NURSE))
+        .query(pb::QueryAuditRequest::default())
+        .await;
+    refused(query, Code::PermissionDenied, "");
+    let denied = audited_since(&app, before, "audit.query").await;
+    assert_eq!(session(&denied[1]), None, "{denied:#?}");
+    assert_eq!(denied[1].actor.certificate_fingerprint.len(), 64);
 }
