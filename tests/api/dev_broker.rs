@@ -2,13 +2,17 @@
 //! `teleconsult` client commands run against it as a given user.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use teleconsult::auth::pki::PkiDirectory;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_teleconsult");
+/// Where the development broker makes its certificates, under its directory.
+const PKI_DIR: &str = "teleconsult-data/pki";
 
 /// A development broker in a temporary directory, stopped when dropped.
 pub struct DevBroker {
@@ -66,29 +70,47 @@ impl<S: AsRef<str>, const N: usize> Arguments for [S; N] {
 impl DevBroker {
     pub fn start() -> DevBroker {
         let directory = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BINARY)
-            .current_dir(directory.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting teleconsult serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let port = loop {
-            let mut line = String::new();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                panic!("serve exited before listening: {:?}", child.wait());
-            }
-            if let Some(address) = line.trim().strip_prefix("listening on ") {
-                break address.rsplit(':').next().unwrap().to_owned();
-            }
-        };
+        let (child, server) = serve(directory.path());
         DevBroker {
             child,
-            server: format!("https://localhost:{port}"),
+            server,
             directory,
         }
+    }
+
+    /// Kills the broker outright (SIGKILL: no shutdown, nothing flushed), as a power
+    /// cut would.
+    pub fn crash(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the broker again on the same data (on a new port).
+    pub fn restart(&mut self) {
+        let (child, server) = serve(self.directory.path());
+        self.child = child;
+        self.server = server;
+    }
+
+    /// A mutually authenticated gRPC channel as `user`, with the certificate the
+    /// development broker issued them.
+    pub async fn channel_as(&self, user: &str) -> Channel {
+        let pki = PkiDirectory::new(self.directory.path().join(PKI_DIR));
+        let read = |path: PathBuf| std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(pki.ca_cert())))
+            .identity(Identity::from_pem(
+                read(pki.client_cert(user)),
+                read(pki.client_key(user)),
+            ))
+            .domain_name("localhost");
+        Channel::from_shared(self.server.clone())
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap_or_else(|error| panic!("connecting as {user}: {error:?}"))
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -150,6 +172,29 @@ impl DevBroker {
         has(&stderr, &format!("error: {code}: "));
         stderr
     }
+}
+
+/// `teleconsult serve` in `directory` on a free port: the process and its address.
+fn serve(directory: &Path) -> (Child, String) {
+    let mut child = Command::new(BINARY)
+        .current_dir(directory)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting teleconsult serve");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let port = loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("serve exited before listening: {:?}", child.wait());
+        }
+        if let Some(address) = line.trim().strip_prefix("listening on ") {
+            break address.rsplit(':').next().unwrap().to_owned();
+        }
+    };
+    (child, format!("https://localhost:{port}"))
 }
 
 impl Drop for DevBroker {

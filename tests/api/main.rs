@@ -10,6 +10,7 @@ mod authorization;
 mod cli;
 mod cli_client;
 mod console;
+mod crash;
 mod demo;
 mod directory;
 mod health;
