@@ -114,8 +114,11 @@ pub struct SchedulingSection {
     /// Minutes an urgent request waits for an on-call doctor before it is offered to
     /// every doctor of the specialty and admins are told.
     pub urgent_escalation_minutes: u64,
-    /// How often the broker looks for escalations and no-shows.
+    /// How often the broker looks for escalations, no-shows and abandoned sessions.
     pub sweep_interval_secs: u64,
+    /// Minutes a session's log may stay silent before the session counts as abandoned
+    /// (its broker stopped without ending it) and ends.
+    pub abandoned_session_minutes: u64,
 }
 
 impl Default for SchedulingSection {
@@ -123,6 +126,7 @@ impl Default for SchedulingSection {
         Self {
             urgent_escalation_minutes: 15,
             sweep_interval_secs: 30,
+            abandoned_session_minutes: 10,
         }
     }
 }
@@ -132,6 +136,7 @@ impl SchedulingSection {
         SchedulerSettings {
             urgent_escalation: Duration::from_secs(self.urgent_escalation_minutes * 60),
             sweep_interval: Duration::from_secs(self.sweep_interval_secs),
+            abandoned_session: Duration::from_secs(self.abandoned_session_minutes * 60),
         }
     }
 }
@@ -312,6 +317,18 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "relay.quality_interval_secs must be at least 1".into(),
             ));
+        }
+        // A session still in progress must never look abandoned: its log has to speak
+        // (quality) and an emptied room end (grace) well within the limit.
+        let abandoned_secs = self.scheduling.abandoned_session_minutes.saturating_mul(60);
+        let needed = (self.relay.quality_interval_secs.saturating_mul(3))
+            .max(self.relay.empty_grace_secs.saturating_add(60));
+        if abandoned_secs < needed {
+            return Err(ConfigError::Invalid(format!(
+                "scheduling.abandoned_session_minutes must be at least {} minutes: three \
+                 relay.quality_interval_secs, and a minute more than relay.empty_grace_secs",
+                needed.div_ceil(60)
+            )));
         }
         if self.relay.join_before_start_minutes < 0 || self.relay.join_after_end_minutes < 0 {
             return Err(ConfigError::Invalid(
@@ -499,6 +516,27 @@ mod tests {
         assert!(error.to_string().contains("collides"), "{error}");
         let error = parse(MINIMAL, &[("TELECONSULT_RELAY__ICE_TCP_LISTEN", "443")]).unwrap_err();
         assert!(error.to_string().contains("socket address"), "{error}");
+    }
+
+    #[test]
+    fn a_live_session_cannot_look_abandoned() {
+        let config = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(
+            config.scheduling.scheduler().abandoned_session,
+            std::time::Duration::from_secs(600)
+        );
+        // The default grace (120 s) needs at least 3 minutes.
+        let error = parse(
+            MINIMAL,
+            &[("TELECONSULT_SCHEDULING__ABANDONED_SESSION_MINUTES", "2")],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("at least 3 minutes"), "{error}");
+        parse(
+            MINIMAL,
+            &[("TELECONSULT_SCHEDULING__ABANDONED_SESSION_MINUTES", "3")],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The broker's own scheduled work: urgent requests nobody accepted in time are
-//! escalated to every doctor of the specialty (and their admins told), and scheduled
-//! consultations nobody joined by the end of their window become no-shows.
+//! escalated to every doctor of the specialty (and their admins told), scheduled
+//! consultations nobody joined by the end of their window become no-shows, and
+//! sessions abandoned in progress (the broker that held them died) end.
 
 use std::time::Duration;
 
@@ -9,9 +10,13 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{Actor, AuditEntry, Outcome, now_micros};
-use crate::domain::consultation::{Consultation, Event};
+use crate::domain::consultation::{Consultation, ConsultationState, Event};
+use crate::domain::directory::PageSize;
+use crate::domain::policy::ConsultationScope;
 use crate::events::{ConsultationEvents, NoticeKind};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{
+    AuditQuery, ConsultationFilter, SharedStore, StoreError, consultation_sort_key,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchedulerSettings {
@@ -19,6 +24,11 @@ pub struct SchedulerSettings {
     pub urgent_escalation: Duration,
     /// How often the sweep runs.
     pub sweep_interval: Duration,
+    /// A session whose log has been silent this long has nobody in it on any node (a
+    /// live one logs every participant's quality every few seconds, and an emptied
+    /// one is ended by its own node after the grace period): the broker that held it
+    /// stopped without ending it. It ends, so that the doctor can write the opinion.
+    pub abandoned_session: Duration,
 }
 
 impl Default for SchedulerSettings {
@@ -26,6 +36,7 @@ impl Default for SchedulerSettings {
         Self {
             urgent_escalation: Duration::from_secs(15 * 60),
             sweep_interval: Duration::from_secs(30),
+            abandoned_session: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -35,6 +46,7 @@ impl Default for SchedulerSettings {
 pub struct SweepReport {
     pub escalated: usize,
     pub no_shows: usize,
+    pub abandoned: usize,
 }
 
 #[derive(Clone)]
@@ -74,6 +86,7 @@ impl Scheduler {
                     tracing::info!(
                         escalated = report.escalated,
                         no_shows = report.no_shows,
+                        abandoned = report.abandoned,
                         "scheduler sweep"
                     );
                 }
@@ -125,7 +138,78 @@ impl Scheduler {
                 report.no_shows += 1;
             }
         }
+        let silent_since = now - self.settings.abandoned_session;
+        for consultation in self.in_session().await? {
+            let last = self.last_logged(&consultation).await?;
+            if last.is_some_and(|at| at >= silent_since) {
+                continue;
+            }
+            let minutes = self.settings.abandoned_session.as_secs() / 60;
+            let details = json!({
+                "reason": format!(
+                    "nothing in the session log for {minutes} minutes: the broker that held \
+                     the session stopped without ending it"
+                ),
+            });
+            if self
+                .apply(
+                    &consultation,
+                    Event::EndSession,
+                    "session.end",
+                    details,
+                    NoticeKind::Changed,
+                )
+                .await?
+            {
+                tracing::warn!(
+                    consultation_id = %consultation.id,
+                    "session abandoned in progress; ended"
+                );
+                report.abandoned += 1;
+            }
+        }
         Ok(report)
+    }
+
+    /// Every consultation in session, page by page.
+    async fn in_session(&self) -> Result<Vec<Consultation>, StoreError> {
+        let mut all = Vec::new();
+        let mut filter = ConsultationFilter {
+            states: vec![ConsultationState::InSession],
+            limit: PageSize::new(PageSize::MAX),
+            ..ConsultationFilter::default()
+        };
+        loop {
+            let page = self
+                .store
+                .consultations(&ConsultationScope::All, &filter)
+                .await?;
+            let full = page.len() == PageSize::MAX as usize;
+            filter.after = page
+                .last()
+                .map(|c| (consultation_sort_key(c), c.id.clone()));
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// When the session log (or anything else) last said something of `consultation`.
+    async fn last_logged(
+        &self,
+        consultation: &Consultation,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let newest = self
+            .store
+            .query_audit(&AuditQuery {
+                target: Some(format!("consultation:{}", consultation.id)),
+                newest_first: true,
+                limit: PageSize::new(1),
+                ..AuditQuery::default()
+            })
+            .await?;
+        Ok(newest.first().map(|record| record.entry.at))
     }
 
     async fn apply(

@@ -403,12 +403,17 @@ impl TestApp {
         SchedulingServiceClient::new(self.channel_as(user))
     }
 
-    /// Runs the scheduler's sweep (escalations, no-shows) as if it were `now`.
+    /// Runs the scheduler's sweep (escalations, no-shows) as if it were `now`. Sessions
+    /// are never taken for abandoned here: `now` runs ahead of the session logs these
+    /// tests write (`session::lifecycle` sweeps abandoned sessions on the real clock).
     pub async fn sweep_at(&self, now: time::OffsetDateTime) -> teleconsult::scheduler::SweepReport {
         teleconsult::scheduler::Scheduler::new(
             self.store.clone(),
             self.events.clone(),
-            teleconsult::scheduler::SchedulerSettings::default(),
+            teleconsult::scheduler::SchedulerSettings {
+                abandoned_session: std::time::Duration::from_secs(100 * 365 * 24 * 3600),
+                ..Default::default()
+            },
         )
         .sweep(now)
         .await

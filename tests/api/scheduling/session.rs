@@ -203,7 +203,8 @@ async fn nobody_joining_by_the_end_makes_a_no_show(app: TestApp) {
         report,
         SweepReport {
             escalated: 0,
-            no_shows: 1
+            no_shows: 1,
+            abandoned: 0
         }
     );
     let record = only_record(

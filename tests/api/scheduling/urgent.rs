@@ -141,7 +141,8 @@ async fn the_on_call_pool_sees_an_urgent_request_and_every_cardiologist_after_es
         report,
         SweepReport {
             escalated: 1,
-            no_shows: 0
+            no_shows: 0,
+            abandoned: 0
         }
     );
     let record = only_record(

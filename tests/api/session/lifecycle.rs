@@ -199,3 +199,66 @@ async fn only_the_assigned_doctor_ends_the_session_for_everyone() {
         .map(|status| status.code());
     assert_eq!(again, Some(Code::FailedPrecondition));
 }
+
+/// A session left in progress by a broker that stopped (nobody ended it, and no room
+/// holds it any more) ends once its log has been silent for the set time; a live one
+/// beside it, whose log the relay keeps writing, goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_abandoned_in_progress_ends_and_a_live_one_goes_on() {
+    use teleconsult::scheduler::{Scheduler, SchedulerSettings};
+
+    let app = TestApp::spawn().await;
+    let live = consultation(&app, time::Duration::minutes(5), true).await;
+    let live_id = live.id.to_string();
+    let nurse = join(&app, NURSE, &live_id).await;
+    let doctor = join(&app, DOCTOR, &live_id).await;
+    media_flows(&[&nurse, &doctor], &Counts::new()).await;
+
+    // Started by a broker that then died: in session, with no room anywhere.
+    let left = consultation_with(&app, "zjpph-altitude-li", time::Duration::minutes(5), true).await;
+    teleconsult::relay::lifecycle::start_session(
+        &app.store,
+        &app.events,
+        &left.id,
+        Actor::system("relay"),
+    )
+    .await
+    .unwrap();
+
+    // The test relay logs quality every second; three silent seconds is abandoned.
+    let scheduler = Scheduler::new(
+        app.store.clone(),
+        app.events.clone(),
+        SchedulerSettings {
+            abandoned_session: Duration::from_secs(3),
+            ..SchedulerSettings::default()
+        },
+    );
+    let report = scheduler
+        .sweep(teleconsult::audit::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(report.abandoned, 0, "nothing is silent yet");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let report = scheduler
+        .sweep(teleconsult::audit::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(report.abandoned, 1);
+
+    assert_eq!(
+        state(&app, &left.id).await,
+        ConsultationState::AwaitingReport
+    );
+    let end = session_log(&app, &left.id.to_string())
+        .await
+        .into_iter()
+        .find(|e| e.action == "session.end")
+        .expect("the end is logged");
+    assert_eq!(end.actor.user, "system:scheduler");
+    assert!(end.details.contains("stopped without ending it"), "{end:?}");
+
+    assert_eq!(state(&app, &live.id).await, ConsultationState::InSession);
+    assert!(![&nurse, &doctor].iter().any(|p| ended(p)));
+    media_flows(&[&nurse, &doctor], &snapshot(&[&nurse, &doctor])).await;
+}
