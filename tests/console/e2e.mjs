@@ -983,6 +983,36 @@ async function main() {
       await accessibility(nursePage, 'consultation detail (signed opinion)');
     });
 
+    await step('nurse files an urgent request and watches the on-call doctor pick it up', async () => {
+      // The doctor's inbox is open and live before the request goes out.
+      await goto(doctorPage, '#/inbox');
+      await doctorPage.locator(`${tid('live-status')}[data-status="live"]`).waitFor({ timeout: 30_000 });
+      await goto(nursePage, '#/urgent');
+      await nursePage.locator(tid('urgent-form')).waitFor();
+      await nursePage.locator(tid('urgent-specialty')).fill('cardiology');
+      await nursePage.locator(tid('urgent-patient-ref')).fill('BIRU-2026-0107');
+      await nursePage.locator(tid('urgent-reason')).fill('Chest pain at rest, SpO2 84% on air (e2e).');
+      await shot(nursePage, 'nurse-urgent-form');
+      await accessibility(nursePage, 'urgent request');
+      await nursePage.locator(tid('urgent-submit')).click();
+      await nursePage.waitForURL(/#\/urgent\/[^/]+$/);
+      const urgentId = decodeURIComponent(nursePage.url().split('#/urgent/')[1]);
+      await nursePage.locator(`${tid('urgent-status')}[data-state="CONSULTATION_STATE_REQUESTED"]`).waitFor();
+      await shot(nursePage, 'nurse-urgent-waiting');
+      // It reaches the on-call cardiologist's inbox live, marked urgent.
+      await doctorPage.locator(`${tid(`inbox-item-${urgentId}`)}[data-urgency="URGENCY_URGENT"]`).waitFor({ timeout: 30_000 });
+      await shot(doctorPage, 'doctor-inbox-urgent');
+      await doctorPage.locator(tid(`accept-${urgentId}`)).click();
+      // The nurse's page sees it picked up without reloading.
+      const pickedUp = nursePage.locator(tid('urgent-picked-up'));
+      await pickedUp.waitFor({ timeout: 30_000 });
+      const by = await nursePage.locator(tid('urgent-doctor')).textContent();
+      check(by.includes('陈明') || by.includes('Chen'), `the urgent request was picked up by ${by}, not Chen`);
+      check(await nursePage.locator(tid('notice-banner')).isHidden(), 'the "sent, waiting" notice stays after the request was picked up');
+      log(`  ${urgentId}: ${(await pickedUp.textContent()).trim()}`);
+      await shot(nursePage, 'nurse-urgent-picked-up');
+    });
+
     let adminPage = null;
     await step('admin sees the timeline and a verified chain', async () => {
       adminPage = await newPage(browser, ignoreHTTPSErrors, 'admin');

@@ -77,6 +77,8 @@ function mountTracker(container, ctx, id) {
     const c = consultation;
     const pending = PENDING_STATES.includes(c.state);
     panel.dataset.state = c.state;
+    // "Sent, waiting for a specialist" is no longer true.
+    if (!pending) ctx.showNotice(null);
     replace(panel,
       h('p', { class: 'big-state' }, stateBadge(c.state, 'urgent-state')),
       pending
