@@ -747,6 +747,15 @@ async function main() {
       await shot(doctorPage, 'room-doctor-sees-nurse-muted');
       await nursePage.locator(tid('room-mute')).click();
       await doctorPage.locator(`${tid('room-tile')}[data-user="${nurse.user}"][data-audio-muted="false"]`).waitFor({ timeout: 10_000 });
+      // The camera the same way.
+      await nursePage.locator(tid('room-camera')).click();
+      await nursePage.locator(`${tid('room-camera')}[aria-pressed="true"]`).waitFor();
+      await doctorPage.locator(`${tid('room-tile')}[data-user="${nurse.user}"][data-video-muted="true"]`).waitFor({ timeout: 10_000 });
+      await shot(doctorPage, 'room-doctor-sees-nurse-camera-off');
+      await nursePage.locator(tid('room-camera')).click();
+      await doctorPage.locator(`${tid('room-tile')}[data-user="${nurse.user}"][data-video-muted="false"]`).waitFor({ timeout: 10_000 });
+      const frames = (await roomStats(doctorPage)).byPublisher[nurse.user].videoFramesDecoded;
+      await waitForFrames(doctorPage, nurse.user, frames, 'the nurse camera back on');
     });
 
     await step('audio only: the doctor stops receiving video, and gets it back', async () => {
@@ -1013,6 +1022,32 @@ async function main() {
       await shot(nursePage, 'nurse-urgent-picked-up');
     });
 
+    await step('doctor declines a booking with a reason, and the nurse reads it', async () => {
+      const SCHEDULING = 'teleconsult.v1.SchedulingService';
+      // Booked straight through the page's client (the booking pages were shown above).
+      const { slots } = await call(nursePage, SCHEDULING, 'SearchSlots', { specialty: 'cardiology', doctor_id: doctor.user });
+      check(slots.length > 0, 'no free slot of the cardiologist left to book');
+      const slot = slots.at(-1);
+      const booked = await call(nursePage, SCHEDULING, 'BookConsultation', {
+        slot, patient_ref: 'BIRU-2026-0108', specialty: 'cardiology', reason: 'Palpitations (e2e, to be declined).',
+      });
+      await goto(doctorPage, '#/inbox');
+      await doctorPage.locator(tid(`inbox-item-${booked.id}`)).waitFor({ timeout: 30_000 });
+      // Without a reason it is not sent.
+      await doctorPage.locator(tid(`decline-${booked.id}`)).click();
+      await doctorPage.locator(tid('error-banner')).waitFor({ state: 'visible' });
+      const reason = 'Outside my practice: please book the provincial hospital\'s arrhythmia clinic.';
+      await doctorPage.locator(tid(`decline-reason-${booked.id}`)).fill(reason);
+      await doctorPage.locator(tid(`decline-${booked.id}`)).click();
+      await doctorPage.locator(tid(`inbox-item-${booked.id}`)).waitFor({ state: 'detached', timeout: 10_000 });
+      await goto(nursePage, `#/consultation/${booked.id}`);
+      await nursePage.locator(`${tid('consultation-state')}[data-state="CONSULTATION_STATE_DECLINED"]`).first().waitFor();
+      const shown = (await nursePage.locator(tid('consultation-state-reason')).textContent()).trim();
+      check(shown === reason, `the nurse sees the reason ${JSON.stringify(shown)}`);
+      log(`  ${booked.id} declined: ${shown}`);
+      await shot(nursePage, 'nurse-consultation-declined');
+    });
+
     let adminPage = null;
     await step('admin sees the timeline and a verified chain', async () => {
       adminPage = await newPage(browser, ignoreHTTPSErrors, 'admin');
@@ -1223,6 +1258,23 @@ async function main() {
       log(`  the link used a second time: ${code}: ${(await reused.textContent()).trim()}`);
       await again.context().close();
       pages.delete(again);
+    });
+
+    await step('the nurse signs out; her session no longer works', async () => {
+      await nursePage.locator(tid('signout')).click();
+      await nursePage.waitForURL(/#\/signin$/);
+      await nursePage.locator(tid('signin-form')).waitFor();
+      const after = await nursePage.evaluate(async () => {
+        const { unary } = await import('/js/grpcweb.js');
+        try {
+          await unary('teleconsult.v1.DirectoryService', 'WhoAmI', {});
+          return { ok: true };
+        } catch (e) {
+          return { code: e.codeName };
+        }
+      });
+      check(after.code === 'UNAUTHENTICATED', `after signing out, WhoAmI answered ${JSON.stringify(after)}`);
+      log(`  WhoAmI after signing out: ${after.code}`);
     });
 
     writeFileSync(path.join(artifacts, 'media-stats.json'), JSON.stringify(results, null, 2));
