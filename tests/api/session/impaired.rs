@@ -9,6 +9,9 @@
 //! nomination, then the DTLS flights. The broker offers `a=setup:actpass` and the
 //! clinic, like a browser, answers `active`: the clinic is the DTLS client and the broker
 //! the DTLS server.
+//!
+//! The same link can also move the clinic to a new address mid-consult, to see an ICE
+//! restart bring it back.
 
 mod link;
 mod sweep;
@@ -63,6 +66,32 @@ impl Measured {
     }
 }
 
+/// The clinic joins `consultation` over `link`, the doctor over loopback.
+async fn join(
+    app: &TestApp,
+    consultation: &str,
+    link: &Arc<ImpairedRuntime>,
+) -> (Participant, Participant) {
+    let clinic = Participant::join_over(
+        app.channel_as(CLINIC),
+        CLINIC,
+        consultation,
+        SyntheticMedia::default(),
+        link.clone(),
+    )
+    .await
+    .expect("the clinic is admitted");
+    let doctor = Participant::join(
+        app.channel_as(DOCTOR),
+        DOCTOR,
+        consultation,
+        SyntheticMedia::default(),
+    )
+    .await
+    .expect("the doctor is admitted");
+    (clinic, doctor)
+}
+
 /// The clinic joins over `profile`, the doctor over loopback; the clinic must reach
 /// Connected within `connect_within`, then media is counted for [`WINDOW`].
 async fn consult_over(profile: LinkProfile, connect_within: Duration) -> Measured {
@@ -74,23 +103,7 @@ async fn consult_over(profile: LinkProfile, connect_within: Duration) -> Measure
     let link = Arc::new(ImpairedRuntime::new(profile));
 
     let started = Instant::now();
-    let clinic = Participant::join_over(
-        app.channel_as(CLINIC),
-        CLINIC,
-        &id,
-        SyntheticMedia::default(),
-        link.clone(),
-    )
-    .await
-    .expect("the clinic is admitted");
-    let doctor = Participant::join(
-        app.channel_as(DOCTOR),
-        DOCTOR,
-        &id,
-        SyntheticMedia::default(),
-    )
-    .await
-    .expect("the doctor is admitted");
+    let (clinic, doctor) = join(&app, &id, &link).await;
 
     let connected = eventually(connect_within, || clinic.connected.load(Ordering::Relaxed)).await;
     let to_connected = started.elapsed();
@@ -203,4 +216,87 @@ async fn a_clinic_on_a_500_ms_link_connects_quickly() {
     )
     .await;
     measured.assert_delivered(0.95);
+}
+
+/// The clinic's address changes mid-consult (its 4G modem reconnects and the carrier's
+/// NAT hands out a new port): what the broker sends to the old address is lost. The
+/// clinic asks for an ICE restart, as the console's room does when its connection
+/// drops; the broker offers new ICE credentials, and the same peer connection carries
+/// media both ways again, without the clinic leaving the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinic_whose_address_changes_is_back_after_an_ice_restart() {
+    use teleconsult::proto::v1::signal_request::Message as In;
+
+    let app = TestApp::spawn().await;
+    let id = consultation(&app, time::Duration::minutes(5), true)
+        .await
+        .id
+        .to_string();
+    let link = Arc::new(ImpairedRuntime::new(LinkProfile {
+        rtt: Duration::ZERO,
+        jitter: Duration::ZERO,
+        loss: 0.0,
+        seed: 4500,
+    }));
+    let (clinic, doctor) = join(&app, &id, &link).await;
+    let both_ways = |since: [u64; 2]| {
+        let now = [
+            doctor.received_from(CLINIC, "video"),
+            clinic.received_from(DOCTOR, "video"),
+        ];
+        now[0] > since[0] + 25 && now[1] > since[1] + 25
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || both_ways([0, 0])).await,
+        "media did not flow both ways before the move"
+    );
+    let ufrag = |sdp: &str| {
+        sdp.lines()
+            .find_map(|line| line.strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+    };
+    let before = ufrag(&clinic.pc.remote_description().await.unwrap().sdp);
+
+    link.move_address().unwrap();
+    // The broker's media now goes to an address nobody reads.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stalled = clinic.received_from(DOCTOR, "video");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let lost_while_moved = clinic.received_from(DOCTOR, "video") - stalled;
+    // (About 50 a second while the path is whole.)
+    assert!(
+        lost_while_moved < 10,
+        "{lost_while_moved} video packets a second still reached the moved clinic: \
+         the move did not cut the path, so the restart below proves nothing"
+    );
+
+    clinic.send(In::RestartIce(true)).await;
+    let moved = [
+        doctor.received_from(CLINIC, "video"),
+        clinic.received_from(DOCTOR, "video"),
+    ];
+    assert!(
+        eventually(Duration::from_secs(20), || both_ways(moved)).await,
+        "media did not flow both ways again after the ICE restart: clinic {:?}, doctor {:?}",
+        clinic.received,
+        doctor.received
+    );
+    let after = ufrag(&clinic.pc.remote_description().await.unwrap().sdp);
+    assert_ne!(
+        before, after,
+        "the broker did not offer new ICE credentials"
+    );
+    assert!(!clinic.ended.load(Ordering::Relaxed));
+    let log = app.audit_records().await;
+    let left = log
+        .iter()
+        .filter(|r| r.entry.action == "session.leave")
+        .count();
+    assert_eq!(left, 0, "somebody left the session");
+    eprintln!(
+        "video packets reaching the clinic in the second after its address moved: \
+         {lost_while_moved}; ICE ufrag {before:?} → {after:?}"
+    );
+    clinic.leave().await;
+    doctor.leave().await;
 }

@@ -7,14 +7,15 @@
 //! Only the clinic's peer connection runs on it, so the path clinic ⇄ broker gets the
 //! whole added round trip (`rtt`) and the broker ⇄ doctor path stays on plain loopback.
 //! The link carries UDP only: `connect_tcp` is refused, so ICE cannot slip around the
-//! impairment over ICE-TCP.
+//! impairment over ICE-TCP. It can also move: [`ImpairedRuntime::move_address`] puts
+//! new sockets on the wire, as a carrier's NAT does when a modem reconnects.
 
 use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,7 @@ pub struct ImpairedRuntime {
     inner: Arc<dyn Runtime>,
     profile: LinkProfile,
     sockets: AtomicU64,
+    made: Mutex<Vec<Weak<ImpairedSocket>>>,
     pub counters: Arc<LinkCounters>,
 }
 
@@ -77,8 +79,21 @@ impl ImpairedRuntime {
             inner: webrtc::runtime::default_runtime().expect("webrtc-rs is built with tokio"),
             profile,
             sockets: AtomicU64::new(0),
+            made: Mutex::new(Vec::new()),
             counters: Arc::default(),
         }
+    }
+
+    /// The clinic's address changes under its feet (a modem reconnects and the
+    /// carrier's NAT hands out a new port): from now on each socket's datagrams leave
+    /// from, and are only received at, a new port, while the connection still believes
+    /// in its old address. What is sent to the old one is lost.
+    pub fn move_address(&self) -> io::Result<()> {
+        let made = self.made.lock().expect("sockets lock");
+        for socket in made.iter().filter_map(Weak::upgrade) {
+            socket.move_address(&self.inner)?;
+        }
+        Ok(())
     }
 }
 
@@ -101,12 +116,17 @@ impl Runtime for ImpairedRuntime {
         // a rebind) does not shift the draws of the others.
         let socket = self.sockets.fetch_add(1, Ordering::Relaxed);
         let seed = self.profile.seed ^ socket.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        Ok(Arc::new(ImpairedSocket::new(
+        let socket = Arc::new(ImpairedSocket::new(
             inner,
             self.profile,
             seed,
             self.counters.clone(),
-        )?))
+        )?);
+        self.made
+            .lock()
+            .expect("sockets lock")
+            .push(Arc::downgrade(&socket));
+        Ok(socket)
     }
 
     fn wrap_tcp_listener(
@@ -220,15 +240,21 @@ struct Datagram {
 
 /// A UDP socket behind the link. Sends are accepted at once and put on the wire by a
 /// task when their time comes; a second task takes everything off the wire as it
-/// arrives and a third hands it to the connection when its time comes.
+/// arrives and a third hands it to the connection when its time comes. The socket on
+/// the wire is the one the connection bound until the address moves.
 #[derive(Debug)]
 struct ImpairedSocket {
     inner: Arc<dyn AsyncUdpSocket>,
+    on_wire: Arc<Mutex<Arc<dyn AsyncUdpSocket>>>,
+    profile: LinkProfile,
+    seed: u64,
     outbound: Mutex<Direction>,
     to_wire: mpsc::UnboundedSender<Datagram>,
+    arrived: mpsc::UnboundedSender<Datagram>,
     from_wire: Mutex<mpsc::UnboundedReceiver<Datagram>>,
     counters: Arc<LinkCounters>,
-    tasks: [AbortHandle; 3],
+    receive: Mutex<AbortHandle>,
+    tasks: [AbortHandle; 2],
 }
 
 impl ImpairedSocket {
@@ -242,55 +268,20 @@ impl ImpairedSocket {
         let (to_wire, mut outgoing) = mpsc::unbounded_channel::<Datagram>();
         let (arrived, mut arriving) = mpsc::unbounded_channel::<Datagram>();
         let (deliver, from_wire) = mpsc::unbounded_channel::<Datagram>();
+        let on_wire = Arc::new(Mutex::new(inner.clone()));
 
-        let socket = inner.clone();
+        let socket = on_wire.clone();
         let transmit = runtime.spawn(async move {
             while let Some(datagram) = outgoing.recv().await {
                 tokio::time::sleep_until(datagram.at.into()).await;
+                let socket = socket.lock().expect("link lock").clone();
                 // A send error is a datagram lost on the wire; the protocols above recover.
                 let _ = socket.send_to(&datagram.bytes, datagram.peer).await;
             }
         });
 
-        let socket = inner.clone();
-        let mut inbound = Direction::new(profile, seed.rotate_left(32) ^ 0x5555);
-        let receive_counters = counters.clone();
-        let receive = runtime.spawn(async move {
-            // Room for a GRO-coalesced read from the wrapped socket.
-            let mut buf = vec![0u8; socket.max_gro_segments().max(1) * 1500];
-            loop {
-                let mut meta = [RecvMeta::default()];
-                let read = std::future::poll_fn(|cx| {
-                    let mut bufs = [IoSliceMut::new(&mut buf)];
-                    socket.poll_recv(cx, &mut bufs, &mut meta)
-                })
-                .await;
-                match read {
-                    Ok(_) => {}
-                    Err(error) if is_transient(&error) => continue,
-                    Err(_) => break,
-                }
-                let now = Instant::now();
-                let [meta] = meta;
-                for bytes in buf[..meta.len].chunks(meta.stride.max(1)) {
-                    receive_counters.received.fetch_add(1, Ordering::Relaxed);
-                    let Some(at) = inbound.exit_time(now) else {
-                        receive_counters
-                            .lost_inbound
-                            .fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    let datagram = Datagram {
-                        at,
-                        peer: meta.addr,
-                        bytes: Bytes::copy_from_slice(bytes),
-                    };
-                    if arrived.send(datagram).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        let inbound = Direction::new(profile, seed.rotate_left(32) ^ 0x5555);
+        let receive = receive_from(inner.clone(), inbound, counters.clone(), arrived.clone());
 
         let hand_over = runtime.spawn(async move {
             while let Some(datagram) = arriving.recv().await {
@@ -303,17 +294,73 @@ impl ImpairedSocket {
 
         Ok(Self {
             inner,
+            on_wire,
+            profile,
+            seed,
             outbound: Mutex::new(Direction::new(profile, seed)),
             to_wire,
+            arrived,
             from_wire: Mutex::new(from_wire),
             counters,
-            tasks: [
-                transmit.abort_handle(),
-                receive.abort_handle(),
-                hand_over.abort_handle(),
-            ],
+            receive: Mutex::new(receive),
+            tasks: [transmit.abort_handle(), hand_over.abort_handle()],
         })
     }
+
+    /// Puts a new socket on the wire, on the same IP and a new port.
+    fn move_address(&self, runtime: &Arc<dyn Runtime>) -> io::Result<()> {
+        let ip = self.inner.local_addr()?.ip();
+        let moved = runtime.wrap_udp_socket(std::net::UdpSocket::bind((ip, 0))?)?;
+        *self.on_wire.lock().expect("link lock") = moved.clone();
+        let inbound = Direction::new(self.profile, self.seed.rotate_left(16) ^ 0xaaaa);
+        let receive = receive_from(moved, inbound, self.counters.clone(), self.arrived.clone());
+        std::mem::replace(&mut *self.receive.lock().expect("link lock"), receive).abort();
+        Ok(())
+    }
+}
+
+/// Takes every datagram off `socket` as it arrives and sends it into the link.
+fn receive_from(
+    socket: Arc<dyn AsyncUdpSocket>,
+    mut inbound: Direction,
+    counters: Arc<LinkCounters>,
+    arrived: mpsc::UnboundedSender<Datagram>,
+) -> AbortHandle {
+    tokio::spawn(async move {
+        // Room for a GRO-coalesced read from the wrapped socket.
+        let mut buf = vec![0u8; socket.max_gro_segments().max(1) * 1500];
+        loop {
+            let mut meta = [RecvMeta::default()];
+            let read = std::future::poll_fn(|cx| {
+                let mut bufs = [IoSliceMut::new(&mut buf)];
+                socket.poll_recv(cx, &mut bufs, &mut meta)
+            })
+            .await;
+            match read {
+                Ok(_) => {}
+                Err(error) if is_transient(&error) => continue,
+                Err(_) => break,
+            }
+            let now = Instant::now();
+            let [meta] = meta;
+            for bytes in buf[..meta.len].chunks(meta.stride.max(1)) {
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                let Some(at) = inbound.exit_time(now) else {
+                    counters.lost_inbound.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let datagram = Datagram {
+                    at,
+                    peer: meta.addr,
+                    bytes: Bytes::copy_from_slice(bytes),
+                };
+                if arrived.send(datagram).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .abort_handle()
 }
 
 /// The errors the driver itself treats as transient on a receive.
@@ -333,6 +380,7 @@ impl Drop for ImpairedSocket {
         for task in &self.tasks {
             task.abort();
         }
+        self.receive.lock().expect("link lock").abort();
     }
 }
 
