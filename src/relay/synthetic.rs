@@ -427,14 +427,7 @@ async fn answer_offers(
                 }
             }
             Out::Candidate(candidate) => {
-                let init = RTCIceCandidateInit {
-                    candidate: candidate.candidate.clone(),
-                    sdp_mid: Some(candidate.sdp_mid.clone()).filter(|m| !m.is_empty()),
-                    sdp_mline_index: u16::try_from(candidate.sdp_mline_index).ok(),
-                    username_fragment: Some(candidate.username_fragment.clone())
-                        .filter(|u| !u.is_empty()),
-                    ..Default::default()
-                };
+                let init = candidate_init(candidate);
                 if pc.remote_description().await.is_none() {
                     early.push(init);
                 } else {
@@ -447,6 +440,17 @@ async fn answer_offers(
         events.lock().await.push(message);
     }
     ended.store(true, Ordering::Relaxed);
+}
+
+/// A candidate from the broker as webrtc-rs takes it (empty strings are absent fields).
+pub fn candidate_init(candidate: &pb::IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: candidate.candidate.clone(),
+        sdp_mid: Some(candidate.sdp_mid.clone()).filter(|m| !m.is_empty()),
+        sdp_mline_index: u16::try_from(candidate.sdp_mline_index).ok(),
+        username_fragment: Some(candidate.username_fragment.clone()).filter(|u| !u.is_empty()),
+        ..Default::default()
+    }
 }
 
 /// 20 ms audio frames and 25 fps video frames at the configured bitrates.

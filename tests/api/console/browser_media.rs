@@ -10,13 +10,15 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use teleconsult::proto::v1::session_service_client::SessionServiceClient;
 use teleconsult::proto::v1::signal_request::Message as In;
 use teleconsult::proto::v1::signal_response::Message as Out;
-use teleconsult::relay::synthetic::{SyntheticMedia, SyntheticParticipant, eventually};
+use teleconsult::relay::synthetic::{
+    SyntheticMedia, SyntheticParticipant, candidate_init, eventually,
+};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    RTCPeerConnectionIceEvent, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
 };
 
 use super::signaling::{PATIENCE, Seen, consultation, open};
@@ -111,14 +113,7 @@ async fn answer_offers(
                     .await;
             }
             Out::Candidate(candidate) => {
-                let init = RTCIceCandidateInit {
-                    candidate: candidate.candidate.clone(),
-                    sdp_mid: Some(candidate.sdp_mid.clone()).filter(|m| !m.is_empty()),
-                    sdp_mline_index: u16::try_from(candidate.sdp_mline_index).ok(),
-                    username_fragment: Some(candidate.username_fragment.clone())
-                        .filter(|u| !u.is_empty()),
-                    ..Default::default()
-                };
+                let init = candidate_init(candidate);
                 if pc.remote_description().await.is_none() {
                     early.push(init);
                 } else {
