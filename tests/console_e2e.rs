@@ -10,7 +10,9 @@
 //! The broker and the browser run in a network namespace of their own
 //! (`teleconsult-e2e-<pid>`, made with `ip netns` and deleted afterwards), so that the
 //! flow can cut their network (a `tc` qdisc on the namespace's loopback) to see the
-//! consult room recover, without touching the host's. Where no namespace can be made
+//! consult room recover, without touching the host's. The flow can also have the
+//! broker killed (SIGKILL) and started again on the same data and ports mid-consult
+//! (`BrokerRestarts`), to see both rooms rejoin it by themselves. Where no namespace can be made
 //! (not root, no `ip`), they use the host's network and that step is skipped.
 
 use std::ffi::OsStr;
@@ -18,7 +20,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_teleconsult");
@@ -56,7 +59,7 @@ fn the_console_books_consults_and_relays_media_in_chromium() {
     );
 
     let users = demo_users(&broker.data_dir.join("console-demo-users.tsv"));
-    let mut command = command_in(network.as_ref().ok(), &node);
+    let mut command = command_in(network.as_ref().ok().map(|n| n.name.as_str()), &node);
     match &network {
         Ok(namespace) => command.env("TELECONSULT_E2E_NETNS", &namespace.name),
         Err(reason) => command.env("TELECONSULT_E2E_NO_NETWORK_DROP", reason),
@@ -69,8 +72,12 @@ fn the_console_books_consults_and_relays_media_in_chromium() {
         .env("TELECONSULT_E2E_ARTIFACTS", &artifacts)
         .env("TELECONSULT_E2E_CA", broker.data_dir.join("pki/ca.pem"))
         .env("TELECONSULT_CHROMIUM", &chromium);
+    // The flow asks for the broker to crash and come back by writing RESTART_REQUEST;
+    // RESTART_DONE says it is listening again.
+    let restarts = BrokerRestarts::serve(broker, &artifacts);
+    command.env("TELECONSULT_E2E_RESTART_DIR", &artifacts);
     let (status, output) = run_with_timeout(command, E2E_TIMEOUT);
-    drop(broker);
+    drop(restarts);
     match status {
         Some(status) => assert!(
             status.success(),
@@ -252,20 +259,64 @@ struct Broker {
     child: Child,
     console_url: String,
     data_dir: PathBuf,
-    _directory: tempfile::TempDir,
+    how: Launch,
+}
+
+/// How the broker is started: the same every time, ports included, so that a restart
+/// comes back where the browsers look for it.
+struct Launch {
+    directory: tempfile::TempDir,
+    data_dir: PathBuf,
+    /// The gRPC and console addresses.
+    listen: [String; 2],
+    namespace: Option<String>,
+    log: PathBuf,
 }
 
 impl Broker {
     fn start(artifacts: &Path, network: Option<&NetworkNamespace>) -> Broker {
         let directory = tempfile::tempdir().unwrap();
-        let data_dir = directory.path().join("data");
-        let log = std::fs::File::create(artifacts.join("broker.log")).unwrap();
-        let mut child = command_in(network, BINARY)
-            .current_dir(directory.path())
+        let how = Launch {
+            data_dir: directory.path().join("data"),
+            directory,
+            listen: [free_port(), free_port()].map(|port| format!("127.0.0.1:{port}")),
+            namespace: network.map(|n| n.name.clone()),
+            log: artifacts.join("broker.log"),
+        };
+        let (child, console_url) = how.launch();
+        Broker {
+            child,
+            console_url,
+            data_dir: how.data_dir.clone(),
+            how,
+        }
+    }
+
+    /// Kills the broker outright (SIGKILL, as a crash or a power cut would) and starts
+    /// it again on the same data and ports.
+    fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.child, self.console_url) = self.how.launch();
+    }
+}
+
+impl Launch {
+    /// Starts `teleconsult serve` and waits for its console: the process and the
+    /// console's address.
+    fn launch(&self) -> (Child, String) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let [listen, console_listen] = &self.listen;
+        let mut child = command_in(self.namespace.as_deref(), BINARY)
+            .current_dir(self.directory.path())
             .arg("serve")
             .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0"])
+            .arg(&self.data_dir)
+            .args(["--listen", listen, "--console-listen", console_listen])
             .env_remove("TELECONSULT_CONFIG")
             .env_remove("TELECONSULT_DATA_DIR")
             .env_remove("TELECONSULT_DATABASE_URL")
@@ -292,35 +343,91 @@ impl Broker {
                 }
             }
         });
-        let mut broker = Broker {
-            child,
-            console_url: String::new(),
-            data_dir,
-            _directory: directory,
-        };
         let deadline = Instant::now() + BROKER_START_TIMEOUT;
         loop {
             match url.recv_timeout(Duration::from_millis(200)) {
-                Ok(url) => {
-                    broker.console_url = url;
-                    return broker;
-                }
+                Ok(url) => return (child, url),
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
-                    if let Ok(Some(status)) = broker.child.try_wait() {
+                    if let Ok(Some(status)) = child.try_wait() {
                         panic!(
                             "teleconsult serve exited ({status}) before its console listened; see {}",
-                            artifacts.join("broker.log").display()
+                            self.log.display()
                         );
                     }
                 }
-                Err(_) => panic!(
-                    "teleconsult serve printed no `console on https://…` line within {} s; see {}",
-                    BROKER_START_TIMEOUT.as_secs(),
-                    artifacts.join("broker.log").display()
-                ),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "teleconsult serve printed no `console on https://…` line within {} s; see {}",
+                        BROKER_START_TIMEOUT.as_secs(),
+                        self.log.display()
+                    )
+                }
             }
         }
     }
+}
+
+const RESTART_REQUEST: &str = "broker-restart.request";
+const RESTART_DONE: &str = "broker-restart.done";
+
+/// Restarts the broker whenever the flow asks, until dropped (which stops the broker).
+struct BrokerRestarts {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Broker>>,
+}
+
+impl BrokerRestarts {
+    fn serve(mut broker: Broker, artifacts: &Path) -> Self {
+        let (request, done) = (
+            artifacts.join(RESTART_REQUEST),
+            artifacts.join(RESTART_DONE),
+        );
+        let _ = std::fs::remove_file(&request);
+        let _ = std::fs::remove_file(&done);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                if std::fs::remove_file(&request).is_ok() {
+                    let started = Instant::now();
+                    broker.crash_and_restart();
+                    println!(
+                        "broker killed (SIGKILL) and started again in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    std::fs::write(&done, "").unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            broker
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BrokerRestarts {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // Dropping the broker stops it.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A port nothing listens on now. (In the test's own network namespace nothing else
+/// runs; on the host's network another process could take it in between, which the
+/// broker would then report.)
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for Broker {
@@ -413,13 +520,11 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 /// A command for `program`, run inside `namespace` when there is one. `ip netns exec`
 /// execs the program in its own process, so the child's id is the program's.
-fn command_in(namespace: Option<&NetworkNamespace>, program: impl AsRef<OsStr>) -> Command {
+fn command_in(namespace: Option<&str>, program: impl AsRef<OsStr>) -> Command {
     match namespace {
         Some(namespace) => {
             let mut command = Command::new("ip");
-            command
-                .args(["netns", "exec", &namespace.name])
-                .arg(program);
+            command.args(["netns", "exec", namespace]).arg(program);
             command
         }
         None => Command::new(program),

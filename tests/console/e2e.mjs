@@ -29,7 +29,7 @@
 import { chromium } from 'playwright-core';
 import { execFile } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -39,6 +39,8 @@ const consoleUrl = required('TELECONSULT_CONSOLE_URL').replace(/\/?$/, '/');
 const users = JSON.parse(required('TELECONSULT_E2E_USERS'));
 const artifacts = path.resolve(process.env.TELECONSULT_E2E_ARTIFACTS || 'target/console-e2e');
 const chromiumPath = process.env.TELECONSULT_CHROMIUM || '/usr/bin/chromium';
+// Where to ask the test harness to kill the broker and start it again (unset: no restart).
+const restartDir = process.env.TELECONSULT_E2E_RESTART_DIR;
 const started = Date.now();
 const DESKTOP = { width: 1280, height: 800 };
 const TABLET = { width: 768, height: 1024 };
@@ -84,6 +86,21 @@ async function fitsWidth(page, name) {
     window: document.documentElement.clientWidth,
   }));
   check(content <= window, `${name}: the page is ${content} px wide in a ${window} px window`);
+}
+
+/** Asks the harness to kill the broker (SIGKILL) and start it again on the same data
+ *  and ports; resolves once it listens again. */
+async function restartBroker() {
+  const request = path.join(restartDir, 'broker-restart.request');
+  const done = path.join(restartDir, 'broker-restart.done');
+  rmSync(done, { force: true });
+  writeFileSync(request, '');
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(done)) {
+    if (Date.now() > deadline) throw new Failure('the harness did not restart the broker within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  rmSync(done);
 }
 
 async function shot(page, name) {
@@ -904,6 +921,41 @@ async function main() {
       results.networkDrop = networkDrop;
       await shot(nursePage, 'room-nurse-after-network-drop');
       await shot(doctorPage, 'room-doctor-after-network-drop');
+    });
+
+    await step('the broker crashes mid-consult and comes back; both rooms rejoin by themselves', async () => {
+      if (!restartDir) {
+        log('  SKIPPED: no TELECONSULT_E2E_RESTART_DIR (run through tests/console_e2e.rs)');
+        return;
+      }
+      const sides = [{ page: nursePage, other: doctor.user }, { page: doctorPage, other: nurse.user }];
+      for (const side of sides) side.before = await mediaCounters(side.page, side.other);
+      const crashedAt = Date.now();
+      await restartBroker();
+      log(`  the broker was killed and listens again after ${((Date.now() - crashedAt) / 1000).toFixed(1)} s`);
+      await Promise.all(sides.map(async (side) => {
+        const deadline = Date.now() + RECOVERY_TIMEOUT_MS;
+        while (true) {
+          const now = await mediaCounters(side.page, side.other);
+          const state = await side.page.locator(tid('room-status')).getAttribute('data-state');
+          // A new session on the new broker (a new generation), with its media.
+          if (now && now.generation !== side.before.generation && state === 'connected' && now.video >= 10 && now.audio >= 25) {
+            side.back = Date.now();
+            side.now = now;
+            return;
+          }
+          if (Date.now() > deadline) {
+            throw new Failure(`${side.page.who}: ${RECOVERY_TIMEOUT_MS / 1000} s after the broker restarted the room is ${state} ` +
+              `(generation ${now?.generation}, was ${side.before.generation}), with ${now?.video} frames and ${now?.audio} audio packets from ${side.other}`);
+          }
+          await side.page.waitForTimeout(250);
+        }
+      }));
+      for (const side of sides) {
+        log(`  ${side.page.who}: joined the restarted broker by itself (generation ${side.before.generation} → ${side.now.generation}); ` +
+          `media from ${side.other} again ${((side.back - crashedAt) / 1000).toFixed(1)} s after the crash`);
+      }
+      await shot(nursePage, 'room-nurse-after-broker-restart');
     });
 
     await step(`doctor invites ${interpreter.user}, who joins (three participants) and leaves`, async () => {
