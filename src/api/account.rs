@@ -55,9 +55,17 @@ impl Account {
     }
 
     /// A refusal of an unauthenticated call: recorded with who it claimed to be.
-    async fn refuse(&self, action: &str, actor: Actor, target: &str, error: ApiError) -> Status {
+    async fn refuse(
+        &self,
+        action: &str,
+        actor: Actor,
+        target: &str,
+        error: ApiError,
+        from: &Origin,
+    ) -> Status {
         let entry = AuditEntry::new(actor, action, target, error.outcome())
-            .details(json!({ "reason": error.to_string() }));
+            .details(json!({ "reason": error.to_string() }))
+            .details(from.details());
         self.record(entry).await;
         error.into()
     }
@@ -108,6 +116,7 @@ struct Failure<'a> {
     actor: Actor,
     target: &'a str,
     reason: &'static str,
+    from: &'a Origin,
 }
 
 impl Account {
@@ -116,7 +125,8 @@ impl Account {
     /// until the account locks.
     async fn failed_sign_in(&self, failure: Failure<'_>, counted: bool, now: i64) -> Status {
         let audit = AuditEntry::new(failure.actor, SIGN_IN, failure.target, Outcome::Denied)
-            .details(json!({ "reason": failure.reason }));
+            .details(json!({ "reason": failure.reason }))
+            .details(failure.from.details());
         if !counted {
             self.record(audit).await;
             return wrong_credentials().into();
@@ -137,6 +147,27 @@ impl Account {
                 None => wrong_credentials().into(),
             },
             Err(error) => ApiError::from(error).into(),
+        }
+    }
+}
+
+/// Where a browser's sign-in or enrollment came from (the TCP peer of the console
+/// port), for its audit record.
+struct Origin(Option<std::net::IpAddr>);
+
+impl Origin {
+    fn of<T>(request: &Request<T>) -> Self {
+        let peer = request.extensions().get::<PeerInfo>();
+        Self(
+            peer.and_then(|peer| peer.remote_addr)
+                .map(|address| address.ip()),
+        )
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self.0 {
+            Some(address) => json!({ "address": address.to_string() }),
+            None => json!({}),
         }
     }
 }
@@ -192,8 +223,9 @@ impl AccountService for Account {
         request: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
         let claimed = claimed_actor(&request.get_ref().user_id);
+        let from = Origin::of(&request);
         if let Err(error) = on_console(&request).and(self.key().map(|_| ())) {
-            return Err(self.refuse(SIGN_IN, claimed, "-", error).await);
+            return Err(self.refuse(SIGN_IN, claimed, "-", error, &from).await);
         }
         let pb::SignInRequest {
             user_id: raw,
@@ -205,7 +237,11 @@ impl AccountService for Account {
         });
         let id = match parsed {
             Ok(id) => id,
-            Err(invalid) => return Err(self.refuse(SIGN_IN, claimed, "-", invalid.into()).await),
+            Err(invalid) => {
+                return Err(self
+                    .refuse(SIGN_IN, claimed, "-", invalid.into(), &from)
+                    .await);
+            }
         };
         let target = format!("user:{id}");
         let now = now_micros();
@@ -222,7 +258,7 @@ impl AccountService for Account {
                 "the account is locked after repeated failed sign-ins until {}; an admin can unlock it by setting a new password",
                 shanghai(until)
             ));
-            return Err(self.refuse(SIGN_IN, actor, &target, error).await);
+            return Err(self.refuse(SIGN_IN, actor, &target, error, &from).await);
         }
         // Verify even when there is nothing to verify against, so that the answer
         // takes as long for an unknown user as for a wrong password.
@@ -245,6 +281,7 @@ impl AccountService for Account {
                 actor,
                 target: &target,
                 reason,
+                from: &from,
             };
             return Err(self.failed_sign_in(failure, counted, now_us).await);
         };
@@ -255,7 +292,8 @@ impl AccountService for Account {
             .details(json!({
                 "session": web_session::audit_ref(&session.id),
                 "expires_at": expires.unix_timestamp(),
-            }));
+            }))
+            .details(from.details());
         self.store
             .start_web_session(&session, audit)
             .await
@@ -296,8 +334,11 @@ impl AccountService for Account {
         &self,
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
+        let from = Origin::of(&request);
         if let Err(error) = on_console(&request).and(self.key().map(|_| ())) {
-            return Err(self.refuse(ENROLL, Actor::default(), "-", error).await);
+            return Err(self
+                .refuse(ENROLL, Actor::default(), "-", error, &from)
+                .await);
         }
         let pb::EnrollRequest {
             token,
@@ -313,7 +354,7 @@ impl AccountService for Account {
         };
         if let Err(invalid) = checked {
             return Err(self
-                .refuse(ENROLL, Actor::default(), "-", invalid.into())
+                .refuse(ENROLL, Actor::default(), "-", invalid.into(), &from)
                 .await);
         }
         let hash = token_hash(&token);
@@ -321,7 +362,9 @@ impl AccountService for Account {
         let found = self.store.enrollment(&hash).await.map_err(ApiError::from)?;
         let Some(enrollment) = found else {
             let error = ApiError::NotFound("token: no such enrollment".into());
-            return Err(self.refuse(ENROLL, Actor::default(), "-", error).await);
+            return Err(self
+                .refuse(ENROLL, Actor::default(), "-", error, &from)
+                .await);
         };
         let target = format!("user:{}", enrollment.user);
         let user = self
@@ -345,14 +388,15 @@ impl AccountService for Account {
             (refusal, _) => {
                 let reason = refusal.unwrap_or("the user is not active");
                 let error = ApiError::FailedPrecondition(reason.into());
-                return Err(self.refuse(ENROLL, actor, &target, error).await);
+                return Err(self.refuse(ENROLL, actor, &target, error, &from).await);
             }
         };
         let password_hash = blocking(move || password::hash(&chosen)).await?;
         let session = self.new_session(&user.id, now);
         let expires = now + self.policy.session_lifetime;
         let audit = AuditEntry::new(Actor::from(&user), ENROLL, target.as_str(), Outcome::Ok)
-            .details(json!({ "session": web_session::audit_ref(&session.id) }));
+            .details(json!({ "session": web_session::audit_ref(&session.id) }))
+            .details(from.details());
         if let Err(error) = self
             .store
             .enroll(&hash, &password_hash, &session, audit)
@@ -363,7 +407,7 @@ impl AccountService for Account {
                 other => other.into(),
             };
             return Err(self
-                .refuse(ENROLL, Actor::from(&user), &target, error)
+                .refuse(ENROLL, Actor::from(&user), &target, error, &from)
                 .await);
         }
         self.signed_in(&user, &session, expires)

@@ -153,6 +153,10 @@ pub fn fhir_audit_event(record: &AuditRecord, observer: &str) -> Value {
     if !entry.actor.certificate_fingerprint.is_empty() {
         agent["altId"] = json!(format!("sha256:{}", entry.actor.certificate_fingerprint));
     }
+    // A browser's sign-in records where it came from (network type 2: an IP address).
+    if let Some(address) = details.get("address").and_then(Value::as_str) {
+        agent["network"] = json!({ "address": address, "type": "2" });
+    }
     let (entity_system, entity_value) = match entry.target.split_once(':') {
         Some((kind, id)) => (format!("urn:teleconsult:{kind}"), id.to_owned()),
         None => ("urn:teleconsult:target".to_owned(), entry.target.clone()),
@@ -257,5 +261,19 @@ mod tests {
         assert_eq!(event["outcome"], "4");
         assert_eq!(event["action"], "R");
         assert_eq!(event["outcomeDesc"], "x");
+        assert!(event["agent"][0].get("network").is_none());
+    }
+
+    #[test]
+    fn a_sign_in_names_the_address_it_came_from() {
+        let mut signed_in = record("account.sign_in", "user:biru-nurse-dawa", Outcome::Ok);
+        signed_in.entry = signed_in
+            .entry
+            .details(json!({ "address": "10.20.0.7", "session": "0123456789abcdef" }));
+        let event = fhir_audit_event(&signed_in, "t");
+        assert_eq!(
+            event["agent"][0]["network"],
+            json!({ "address": "10.20.0.7", "type": "2" })
+        );
     }
 }

@@ -71,9 +71,10 @@ async fn signing_in_sets_a_strict_cookie_that_acts_as_the_users_certificate_woul
     assert_eq!(by_cookie.institution, by_certificate.institution);
     assert!(by_cookie.user.is_some() && by_cookie.institution.is_some());
 
-    // Audited, without the session id that the cookie carries.
+    // Audited, with where it came from, without the session id that the cookie carries.
     let signed_in = audited_since(&app, before, "account.sign_in").await;
     assert_eq!(outcomes(&signed_in), [Outcome::Ok]);
+    assert_eq!(from_address(&signed_in[0]), Some("127.0.0.1".into()));
     assert_eq!(signed_in[0].actor.user, NURSE);
     assert_eq!(signed_in[0].target, format!("user:{NURSE}"));
     let session_id = signed.cookie.split('.').next().unwrap();
@@ -143,6 +144,13 @@ async fn every_wrong_credential_gets_one_answer_and_every_failure_is_audited() {
             .iter()
             .all(|e| !e.details.contains("not the password")),
         "an offered password reached the audit log: {failures:#?}"
+    );
+    // Each says where the attempt came from.
+    assert!(
+        failures
+            .iter()
+            .all(|e| from_address(e) == Some("127.0.0.1".into())),
+        "{failures:#?}"
     );
     // Nothing was signed in, and the nurse's failure counts towards a lockout.
     let credential = app
@@ -277,4 +285,10 @@ async fn each_audited_console_call_names_the_session_it_came_through() {
     let denied = audited_since(&app, before, "audit.query").await;
     assert_eq!(session(&denied[1]), None, "{denied:#?}");
     assert_eq!(denied[1].actor.certificate_fingerprint.len(), 64);
+}
+
+/// The address an audited sign-in came from.
+fn from_address(entry: &AuditEntry) -> Option<String> {
+    let details: serde_json::Value = serde_json::from_str(&entry.details).unwrap();
+    details["address"].as_str().map(str::to_owned)
 }
