@@ -83,6 +83,7 @@ const zh = {
   'signin.missing': '请输入用户名和密码。',
   'signin.wrong': '用户名或密码不正确。',
   'signin.locked': '账户已被锁定：{message}',
+  'signin.heldBack': '此地址登录失败次数过多，请稍后再试：{message}',
   'signin.invalid': '输入无效：{message}',
   'signin.expired': '登录已过期，请重新登录。',
 
@@ -535,6 +536,7 @@ const en = {
   'signin.missing': 'Enter your user id and password.',
   'signin.wrong': 'The user id or password is not correct.',
   'signin.locked': 'This account is locked: {message}',
+  'signin.heldBack': 'Too many failed sign-ins from this address; please wait: {message}',
   'signin.invalid': 'Invalid input: {message}',
   'signin.expired': 'Your session has ended. Please sign in again.',
 

@@ -15,7 +15,7 @@ use super::gate::{AuditTarget, Gate};
 use crate::audit::{Actor, AuditEntry, Outcome, now_micros, unix_micros};
 use crate::auth::web_session::{self, SessionKey};
 use crate::auth::{Channel, PeerInfo, password};
-use crate::domain::account::{self, SignInPolicy};
+use crate::domain::account::{self, AddressFailures, SignInPolicy};
 use crate::domain::directory::User;
 use crate::domain::ids::UserId;
 use crate::domain::policy::{Action, Target};
@@ -31,6 +31,8 @@ pub struct Account {
     gate: Gate,
     store: SharedStore,
     policy: SignInPolicy,
+    /// Recent failed sign-ins by address, on this node.
+    address_failures: std::sync::Mutex<AddressFailures>,
 }
 
 impl Account {
@@ -39,6 +41,7 @@ impl Account {
             store: gate.store().clone(),
             gate,
             policy,
+            address_failures: Default::default(),
         }
     }
 
@@ -124,6 +127,12 @@ impl Account {
     /// one counts towards the lockout (`counted`); every failure gets the same answer
     /// until the account locks.
     async fn failed_sign_in(&self, failure: Failure<'_>, counted: bool, now: i64) -> Status {
+        if let Some(address) = failure.from.0 {
+            self.address_failures
+                .lock()
+                .expect("address failures lock")
+                .record(address, now, &self.policy);
+        }
         let audit = AuditEntry::new(failure.actor, SIGN_IN, failure.target, Outcome::Denied)
             .details(json!({ "reason": failure.reason }))
             .details(failure.from.details());
@@ -250,6 +259,19 @@ impl AccountService for Account {
         let credential = self.store.credential(&id).await.map_err(ApiError::from)?;
         let actor = user.as_ref().map(Actor::from).unwrap_or(claimed);
 
+        let held_back = from.0.and_then(|address| {
+            self.address_failures
+                .lock()
+                .expect("address failures lock")
+                .held_back_until(address, now_us, &self.policy)
+        });
+        if let Some(until) = held_back {
+            let error = ApiError::ResourceExhausted(format!(
+                "too many failed sign-ins from this address; try again after {}",
+                shanghai(until)
+            ));
+            return Err(self.refuse(SIGN_IN, actor, &target, error, &from).await);
+        }
         if let Some(credential) = &credential
             && account::is_locked(credential.locked_until, now_us)
         {

@@ -32,6 +32,9 @@ pub enum ApiError {
     Aborted(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many attempts; the caller may try again later.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// Details go to the log, never to the caller: they may mention patient data.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -41,7 +44,9 @@ impl ApiError {
     /// How a call that failed this way is recorded in the audit log.
     pub fn outcome(&self) -> Outcome {
         match self {
-            ApiError::Unauthenticated(_) | ApiError::PermissionDenied(_) => Outcome::Denied,
+            ApiError::Unauthenticated(_)
+            | ApiError::PermissionDenied(_)
+            | ApiError::ResourceExhausted(_) => Outcome::Denied,
             ApiError::InvalidArgument(_)
             | ApiError::NotFound(_)
             | ApiError::AlreadyExists(_)
@@ -61,6 +66,7 @@ impl ApiError {
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::Aborted(_) => Code::Aborted,
             ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
             ApiError::Internal(_) => Code::Internal,
         }
     }

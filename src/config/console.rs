@@ -20,6 +20,9 @@ pub struct ConsoleSection {
     pub session_hours: u32,
     /// Consecutive failed sign-ins that lock an account.
     pub max_failed_sign_ins: u32,
+    /// Failed sign-ins from one address (to any accounts) that hold it back for the
+    /// rest of the lockout window; 0 turns this off.
+    pub max_failed_sign_ins_per_address: u32,
     pub lockout_minutes: u32,
     /// Serve the console from this directory instead of the copy in the binary.
     pub assets_dir: Option<PathBuf>,
@@ -37,6 +40,7 @@ impl Default for ConsoleSection {
             session_key: PathBuf::from("console-session.key"),
             session_hours: policy.session_lifetime.whole_hours() as u32,
             max_failed_sign_ins: policy.max_failures,
+            max_failed_sign_ins_per_address: policy.max_failures_per_address,
             lockout_minutes: policy.lockout.whole_minutes() as u32,
             assets_dir: None,
             server_cert: None,
@@ -49,6 +53,7 @@ impl ConsoleSection {
     pub fn policy(&self) -> SignInPolicy {
         SignInPolicy {
             max_failures: self.max_failed_sign_ins,
+            max_failures_per_address: self.max_failed_sign_ins_per_address,
             lockout: time::Duration::minutes(i64::from(self.lockout_minutes)),
             session_lifetime: time::Duration::hours(i64::from(self.session_hours)),
             ..SignInPolicy::default()

@@ -10,6 +10,7 @@ function signInMessage(t, error) {
   switch (error.code) {
     case Code.UNAUTHENTICATED: return t('signin.wrong');
     case Code.PERMISSION_DENIED: return t('signin.locked', { message: error.message || '' });
+    case Code.RESOURCE_EXHAUSTED: return t('signin.heldBack', { message: error.message || '' });
     case Code.INVALID_ARGUMENT: return t('signin.invalid', { message: error.message || '' });
     default: return describeError(error);
   }

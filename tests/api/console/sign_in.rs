@@ -292,3 +292,50 @@ fn from_address(entry: &AuditEntry) -> Option<String> {
     let details: serde_json::Value = serde_json::from_str(&entry.details).unwrap();
     details["address"].as_str().map(str::to_owned)
 }
+
+/// Someone trying passwords across many accounts from one place (or locking every
+/// doctor out from it) is held back once that address has failed 30 times within the
+/// lockout window: even a right password from it is refused for a while, audited, while
+/// other addresses are unaffected (each test broker has its own count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_failing_again_and_again_is_held_back() {
+    let app = TestApp::spawn_with_console().await;
+    set_password(&app, DOCTOR, PASSWORD).await;
+    let before = audit_head(&app).await;
+    for n in 0..30 {
+        refused(
+            sign_in(&app, &format!("guess-{n}"), "not the password").await,
+            Code::Unauthenticated,
+            "wrong user id or password",
+        );
+    }
+    let held = refused(
+        sign_in(&app, DOCTOR, PASSWORD).await,
+        Code::ResourceExhausted,
+        "too many failed sign-ins from this address",
+    );
+    assert!(held.message().contains("UTC+8"), "{held:?}");
+
+    let attempts = audited_since(&app, before, "account.sign_in").await;
+    assert_eq!(attempts.len(), 31);
+    let last = attempts.last().unwrap();
+    assert_eq!(
+        (last.actor.user.as_str(), last.outcome),
+        (DOCTOR, Outcome::Denied)
+    );
+    assert!(
+        last.details.contains("too many failed sign-ins"),
+        "{last:?}"
+    );
+    // The doctor's own account was not touched: no failure counted, no lock.
+    let credential = app
+        .store
+        .credential(&UserId::parse(DOCTOR).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (credential.failed_attempts, credential.locked_until),
+        (0, None)
+    );
+}
