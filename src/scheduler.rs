@@ -144,11 +144,11 @@ impl Scheduler {
             if last.is_some_and(|at| at >= silent_since) {
                 continue;
             }
-            let minutes = self.settings.abandoned_session.as_secs() / 60;
             let details = json!({
                 "reason": format!(
-                    "nothing in the session log for {minutes} minutes: the broker that held \
-                     the session stopped without ending it"
+                    "nothing in the session log for {} s: the broker that held the session \
+                     stopped without ending it",
+                    self.settings.abandoned_session.as_secs()
                 ),
             });
             if self
@@ -223,12 +223,6 @@ impl Scheduler {
         let Ok(next) = consultation.apply(event) else {
             return Ok(false);
         };
-        let mut details = details;
-        if let Some(object) = details.as_object_mut() {
-            object.insert("from".into(), json!(consultation.state.as_str()));
-            object.insert("to".into(), json!(next.state.as_str()));
-            object.insert("version".into(), json!(next.version));
-        }
         let audit = AuditEntry::new(
             Actor::system("scheduler"),
             action,
@@ -236,7 +230,12 @@ impl Scheduler {
             Outcome::Ok,
         )
         .target_institution(&consultation.inviting_institution)
-        .details(details);
+        .details(details)
+        .details(json!({
+            "from": consultation.state.as_str(),
+            "to": next.state.as_str(),
+            "version": next.version,
+        }));
         match self.store.update_consultation(&next, audit).await {
             Ok(()) => {
                 self.events.publish(notice, &next);

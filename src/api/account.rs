@@ -255,10 +255,7 @@ impl AccountService for Account {
         let target = format!("user:{id}");
         let now = now_micros();
         let now_us = unix_micros(now);
-        let user = self.store.user(&id).await.map_err(ApiError::from)?;
-        let credential = self.store.credential(&id).await.map_err(ApiError::from)?;
-        let actor = user.as_ref().map(Actor::from).unwrap_or(claimed);
-
+        // Before anything is read or verified: a held-back address costs nothing.
         let held_back = from.0.and_then(|address| {
             self.address_failures
                 .lock()
@@ -270,8 +267,12 @@ impl AccountService for Account {
                 "too many failed sign-ins from this address; try again after {}",
                 shanghai(until)
             ));
-            return Err(self.refuse(SIGN_IN, actor, &target, error, &from).await);
+            return Err(self.refuse(SIGN_IN, claimed, &target, error, &from).await);
         }
+        let user = self.store.user(&id).await.map_err(ApiError::from)?;
+        let credential = self.store.credential(&id).await.map_err(ApiError::from)?;
+        let actor = user.as_ref().map(Actor::from).unwrap_or(claimed);
+
         if let Some(credential) = &credential
             && account::is_locked(credential.locked_until, now_us)
         {

@@ -92,7 +92,7 @@ impl Audit {
         query: &AuditQuery,
         read: serde_json::Value,
     ) {
-        let mut details = json!({
+        let filter = json!({
             "institution": query.institution,
             "user": query.user,
             "role": query.role,
@@ -100,10 +100,7 @@ impl Audit {
             "action": query.action,
             "outcome": query.outcome.map(|o| o.as_str()),
         });
-        if let (Some(details), serde_json::Value::Object(read)) = (details.as_object_mut(), read) {
-            details.extend(read);
-        }
-        let entry = call.audit(target).details(details);
+        let entry = call.audit(target).details(filter).details(read);
         if let Err(error) = self.store.append_audit(entry).await {
             tracing::error!(%error, "could not record an audit read");
         }

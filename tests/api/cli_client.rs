@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use teleconsult::audit::Actor;
 use teleconsult::domain::consultation::ConsultationId;
-use teleconsult::domain::schedule::SHANGHAI;
+use teleconsult::domain::schedule::{SHANGHAI, local_minute};
 use teleconsult::events::ConsultationEvents;
 use teleconsult::relay::lifecycle::{end_session, start_session};
 use time::format_description::well_known::Rfc3339;
@@ -25,15 +25,7 @@ const ON_CALL: &str = "zju2-cardio-wang";
 
 /// `2026-12-07T09:00`, as the commands take local times.
 fn local(at: OffsetDateTime) -> String {
-    let at = at.to_offset(SHANGHAI);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}",
-        at.year(),
-        at.month() as u8,
-        at.day(),
-        at.hour(),
-        at.minute()
-    )
+    local_minute(at).replacen(' ', "T", 1)
 }
 
 /// Local midnight of a Monday at least two days ahead, so that the Sunday evening
